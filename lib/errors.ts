@@ -1,0 +1,27 @@
+// Every error the plugin answers with, made once; handlers throw these and
+// never build an error inline. The status code is the one tus 1.0.0 names.
+import createError from '@fastify/error'
+
+export const FST_TUS_INVALID_OPTION = createError('FST_TUS_INVALID_OPTION', 'Invalid option "%s": %s', 500, TypeError)
+
+export const FST_TUS_UNSUPPORTED_VERSION = createError('FST_TUS_UNSUPPORTED_VERSION', 'Unsupported Tus-Resumable version %s; this server supports 1.0.0', 412)
+export const FST_TUS_INVALID_UPLOAD_LENGTH = createError('FST_TUS_INVALID_UPLOAD_LENGTH', 'Upload-Length must be a non-negative integer, got %s', 400)
+export const FST_TUS_MISSING_UPLOAD_LENGTH = createError('FST_TUS_MISSING_UPLOAD_LENGTH', 'Upload-Length or Upload-Defer-Length: 1 is required', 400)
+export const FST_TUS_INVALID_DEFER_LENGTH = createError('FST_TUS_INVALID_DEFER_LENGTH', 'Upload-Defer-Length must be 1 and must not come with Upload-Length', 400)
+export const FST_TUS_UPLOAD_LENGTH_ALREADY_SET = createError('FST_TUS_UPLOAD_LENGTH_ALREADY_SET', 'Upload-Length is already %s and cannot change', 400)
+export const FST_TUS_UPLOAD_LENGTH_TOO_SMALL = createError('FST_TUS_UPLOAD_LENGTH_TOO_SMALL', 'Upload-Length %s is smaller than the %s bytes already received', 400)
+export const FST_TUS_INVALID_UPLOAD_OFFSET = createError('FST_TUS_INVALID_UPLOAD_OFFSET', 'Upload-Offset must be a non-negative integer, got %s', 400)
+export const FST_TUS_INVALID_METADATA = createError('FST_TUS_INVALID_METADATA', 'Invalid Upload-Metadata: %s', 400)
+export const FST_TUS_METADATA_TOO_LARGE = createError('FST_TUS_METADATA_TOO_LARGE', 'Upload-Metadata is %s bytes, more than the %s allowed', 400)
+export const FST_TUS_INVALID_CONTENT_LENGTH = createError('FST_TUS_INVALID_CONTENT_LENGTH', 'Content-Length must be a non-negative integer, got %s', 400)
+export const FST_TUS_MAX_SIZE_EXCEEDED = createError('FST_TUS_MAX_SIZE_EXCEEDED', 'The upload would be larger than the maximum size of %s bytes', 413)
+export const FST_TUS_CHUNK_TOO_LARGE = createError('FST_TUS_CHUNK_TOO_LARGE', 'The request body is larger than the maximum chunk size of %s bytes', 413)
+export const FST_TUS_UPLOAD_LENGTH_EXCEEDED = createError('FST_TUS_UPLOAD_LENGTH_EXCEEDED', 'The request body goes past Upload-Length %s', 413)
+export const FST_TUS_INVALID_CONTENT_TYPE = createError('FST_TUS_INVALID_CONTENT_TYPE', 'Content-Type must be application/offset+octet-stream, got %s', 415)
+export const FST_TUS_OFFSET_MISMATCH = createError('FST_TUS_OFFSET_MISMATCH', 'Upload-Offset %s does not match the current offset %s', 409)
+export const FST_TUS_UPLOAD_NOT_FOUND = createError('FST_TUS_UPLOAD_NOT_FOUND', 'Upload not found', 404)
+export const FST_TUS_UPLOAD_LOCKED = createError('FST_TUS_UPLOAD_LOCKED', 'The upload is being written by another request; retry later', 423)
+export const FST_TUS_INSUFFICIENT_STORAGE = createError('FST_TUS_INSUFFICIENT_STORAGE', 'Not enough free disk space for the upload', 507)
+export const FST_TUS_REQUEST_ABORTED = createError('FST_TUS_REQUEST_ABORTED', 'The client aborted the request', 400)
+export const FST_TUS_SUPERSEDED = createError('FST_TUS_SUPERSEDED', 'A newer request for the same upload took over', 409)
+export const FST_TUS_CORRUPT_RECORD = createError('FST_TUS_CORRUPT_RECORD', 'The record of upload %s cannot be read: %s', 500)

@@ -1,0 +1,15 @@
+// One writer per upload: an exclusive flock on the upload's data file. The data
+// file is never replaced (records are), so every process locks the same inode,
+// and the kernel frees the lock when its holder dies.
+import { flock } from 'fs-ext'
+
+/** Takes the lock without waiting; false when another open file description holds it. */
+export function tryLock (fd: number): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    flock(fd, 'exnb', (error) => {
+      if (error === null) resolve(true)
+      else if (error.code === 'EAGAIN' || error.code === 'EWOULDBLOCK') resolve(false)
+      else reject(error)
+    })
+  })
+}
