@@ -1,0 +1,25 @@
+#!/usr/bin/env node
+// `fastify-tus <command>`: the command-line entry.
+import { runServe } from './serve'
+
+const USAGE = `Usage: fastify-tus <command> [options]
+
+Commands:
+  serve    run a tus upload server (fastify-tus serve --help)
+`
+
+async function main (argv: string[]): Promise<number> {
+  const [command, ...rest] = argv
+  if (command === 'serve') return await runServe(rest)
+  if (command === undefined || command === '--help' || command === '-h') {
+    process.stdout.write(USAGE)
+    return command === undefined ? 1 : 0
+  }
+  process.stderr.write(`Unknown command "${command}"\n\n${USAGE}`)
+  return 1
+}
+
+main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (error: Error) => {
+  process.stderr.write(`fastify-tus: ${error.message}\n`)
+  process.exitCode = 1
+})
