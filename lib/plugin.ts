@@ -7,11 +7,15 @@ import type { FastifyTusOptions, TusServer } from '../types/index'
 import { resolveOptions } from './options'
 import { tusRoutes } from './routes'
 import { FileStore } from './store/index'
+import { canPreallocate } from './store/space'
 
 async function tus (app: FastifyInstance, input: FastifyTusOptions): Promise<void> {
   const options = resolveOptions(input)
   const store = new FileStore(options)
   await store.open()
+  if (options.preallocate && !canPreallocate) {
+    app.log.warn('fastify-tus: the fallocate addon is not available; creation checks free space with statvfs instead')
+  }
   app.addHook('onClose', () => store.close())
 
   const server: TusServer = Object.freeze({ options, store })

@@ -36,6 +36,8 @@ export async function tusRoutes (app: FastifyInstance, { options, store }: TusRo
   })
 
   app.addHook('onRequest', async (request, reply) => {
+    const { id } = request.params as { id?: string }
+    if (id !== undefined) withUploadId(request, reply, id)
     if (request.method === 'OPTIONS') return
     // Set first, so that every answer, errors included, carries it.
     reply.header('Tus-Resumable', TUS_VERSION)
@@ -58,7 +60,7 @@ export async function tusRoutes (app: FastifyInstance, { options, store }: TusRo
     const body = request.body as Readable | undefined
     const contentLength = bodyLength(request)
     const record = await store.create({ length, metadata })
-    const log = request.log.child({ uploadId: record.id })
+    const log = withUploadId(request, reply, record.id)
     log.info({ length, metadata }, 'upload created')
     reply.header('Location', `${request.protocol}://${request.host}${options.prefix}/${record.id}`)
     if (body !== undefined) {
@@ -96,9 +98,8 @@ export async function tusRoutes (app: FastifyInstance, { options, store }: TusRo
     const contentLength = bodyLength(request)
     const body = request.body as Readable | undefined
     const result = await store.write(id, body ?? null, { offset, length, maxBytes, contentLength })
-    const log = request.log.child({ uploadId: id })
-    log.debug({ offset: result.record.offset, written: result.written }, 'chunk written')
-    if (result.finished) log.info({ length: result.record.length, duration: result.record.duration }, 'upload completed')
+    request.log.debug({ offset: result.record.offset, written: result.written }, 'chunk written')
+    if (result.finished) request.log.info({ length: result.record.length, duration: result.record.duration }, 'upload completed')
     reply.header('Upload-Offset', result.record.offset).code(204).send()
   })
 
@@ -110,11 +111,20 @@ export async function tusRoutes (app: FastifyInstance, { options, store }: TusRo
   }
 }
 
+// Every later line of the request's log, Fastify's own included, names the upload.
+function withUploadId (request: FastifyRequest, reply: FastifyReply, uploadId: string): FastifyRequest['log'] {
+  const log = request.log.child({ uploadId })
+  request.log = log
+  reply.log = log
+  return log
+}
+
 function sendError (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const statusCode = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500
-  const uploadId = (request.params as { id?: string } | undefined)?.id
-  if (statusCode >= 500) request.log.error({ err: error, uploadId }, 'tus request failed')
-  else request.log.info({ uploadId, code: error.code, statusCode }, error.message)
+  if (statusCode >= 500) request.log.error({ err: error }, 'tus request failed')
+  else request.log.info({ code: error.code, statusCode }, error.message)
+  // Hooks that run before the plugin's own (under-pressure's) may refuse before it was set.
+  if (request.method !== 'OPTIONS') reply.header('Tus-Resumable', TUS_VERSION)
   if (statusCode === 412) reply.header('Tus-Version', TUS_VERSION)
   if (statusCode === 423) reply.header('Retry-After', '1')
   // A body left unread is not drained (it may be gigabytes): the connection ends with this answer.

@@ -1,7 +1,7 @@
 // The filesystem store: one data file and one record per upload, moved to
 // completedDir when the last byte is durable. It knows nothing of HTTP; all
 // coordination between processes is flock, atomic renames and the record.
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises'
+import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -9,6 +9,7 @@ import type { CreateUploadInput, TusStore, UploadRecord, WriteUploadInput, Write
 import {
   FST_TUS_CHUNK_TOO_LARGE,
   FST_TUS_INSUFFICIENT_STORAGE,
+  FST_TUS_INVALID_OPTION,
   FST_TUS_MAX_SIZE_EXCEEDED,
   FST_TUS_OFFSET_MISMATCH,
   FST_TUS_REQUEST_ABORTED,
@@ -51,6 +52,9 @@ interface ActiveWrite {
 const activeWrites = new Map<string, ActiveWrite>()
 
 const DISK_FULL = new Set(['ENOSPC', 'EDQUOT', 'EFBIG'])
+const isDiskFull = (error: unknown): boolean => DISK_FULL.has((error as { code?: string } | undefined)?.code ?? '')
+// Data given back on a full disk so that the record can still be written.
+const RECORD_ROOM = 64 * 1024
 
 export class FileStore implements TusStore {
   readonly directory: string
@@ -72,6 +76,12 @@ export class FileStore implements TusStore {
   async open (): Promise<void> {
     await this.uploads.open(this.options.directoryMode)
     await this.completed.open(this.options.directoryMode)
+    // Finishing is a rename, which cannot cross filesystems.
+    const [uploads, completed] = await Promise.all([stat(this.directory), stat(this.completedDir)])
+    if (uploads.dev !== completed.dev) {
+      await this.close()
+      throw new FST_TUS_INVALID_OPTION('completedDir', 'must be on the same filesystem as directory')
+    }
   }
 
   async close (): Promise<void> {
@@ -103,11 +113,16 @@ export class FileStore implements TusStore {
     } catch (error) {
       await handle.close()
       await unlink(dataPath)
-      throw DISK_FULL.has((error as NodeJS.ErrnoException).code!) ? new FST_TUS_INSUFFICIENT_STORAGE() : error
+      throw isDiskFull(error) ? new FST_TUS_INSUFFICIENT_STORAGE() : error
     }
     await handle.close()
-    // The directory fsync in writeRecord also makes the new data file's name durable.
-    await writeRecord(this.uploads, record, this.options.fsync)
+    try {
+      // The directory fsync in writeRecord also makes the new data file's name durable.
+      await writeRecord(this.uploads, record, this.options.fsync)
+    } catch (error) {
+      await unlink(dataPath)
+      throw isDiskFull(error) ? new FST_TUS_INSUFFICIENT_STORAGE() : error
+    }
     if (length === 0) await this.finalize(record)
     return record
   }
@@ -138,6 +153,8 @@ export class FileStore implements TusStore {
       // No record beside the data: it was finished (and moved) while we waited, or never created.
       if (record === undefined) return await this.writeFinished(id, source, input)
       return await this.writeLocked(handle, record, source, input, writer)
+    } catch (error) {
+      throw isDiskFull(error) ? new FST_TUS_INSUFFICIENT_STORAGE() : error
     } finally {
       await handle.close()
       release()
@@ -199,7 +216,12 @@ export class FileStore implements TusStore {
     }
 
     // Whatever ended the stream, the bytes that arrived are made durable and recorded.
-    const written = sink.written
+    let written = sink.written
+    if (isDiskFull(streamError) && written > 0) {
+      // The record needs room of its own on the full disk: give back the last bytes of data.
+      written = Math.max(0, written - RECORD_ROOM)
+      await handle.truncate(start + written)
+    }
     await checkpoints.settled()
     if (written > 0 || lengthChanged) {
       if (this.options.fsync && written > 0) await handle.datasync()
@@ -241,8 +263,7 @@ export class FileStore implements TusStore {
 
   private streamFailure (error: unknown): unknown {
     const code = (error as { code?: string }).code
-    if (code !== undefined && code.startsWith('FST_TUS_')) return error
-    if (code !== undefined && DISK_FULL.has(code)) return new FST_TUS_INSUFFICIENT_STORAGE()
+    if (code?.startsWith('FST_TUS_') === true || isDiskFull(error)) return error
     if ((error as { syscall?: string }).syscall !== undefined) return error
     return new FST_TUS_REQUEST_ABORTED()
   }

@@ -1,0 +1,100 @@
+// Plumbing for the raw-HTTP protocol tests: a node:http client that sends paths
+// verbatim (no URL normalisation), repeated headers and chunked bodies, plus
+// assertions on tus error answers and on what lies on disk.
+import http, { type OutgoingHttpHeaders } from 'node:http'
+import { readFile, readdir, stat } from 'node:fs/promises'
+import path from 'node:path'
+import type { UploadRecord } from '../types/index'
+import type { Response } from './helpers'
+
+export const OCTET = 'application/offset+octet-stream'
+export const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
+
+interface Assert {
+  equal (found: unknown, wanted: unknown, message?: string): void
+  ok (value: unknown, message?: string): void
+}
+
+export interface RawOptions {
+  method: string
+  /** Sent as is on the request line: `%2e%2e` is not folded the way a URL parser would. */
+  path: string
+  /** An array value sends the header once per element. */
+  headers?: OutgoingHttpHeaders
+  /** A Buffer goes with a Content-Length; an array goes chunk by chunk with Transfer-Encoding: chunked. */
+  body?: Buffer | string | Buffer[]
+}
+
+export function rawRequest (origin: string, options: RawOptions): Promise<Response> {
+  const { hostname, port } = new URL(origin)
+  return new Promise((resolve, reject) => {
+    let response: Response | undefined
+    // A fresh connection each time: the server may close it after refusing a body.
+    const request = http.request({ host: hostname, port, method: options.method, path: options.path, headers: options.headers, agent: false }, (incoming) => {
+      const chunks: Buffer[] = []
+      incoming.on('data', (chunk: Buffer) => chunks.push(chunk))
+      incoming.on('error', reject)
+      incoming.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8')
+        response = { statusCode: incoming.statusCode ?? 0, headers: incoming.headers, text, json: () => JSON.parse(text) }
+        resolve(response)
+      })
+    })
+    // Writing the rest of a refused body may hit a closed socket; the answer already came.
+    request.on('error', (error) => { if (response === undefined) reject(error) })
+    const { body } = options
+    if (Array.isArray(body)) {
+      for (const chunk of body) request.write(chunk)
+      request.end()
+    } else {
+      request.end(body)
+    }
+  })
+}
+
+/** Asserts a tus error answer: status, Tus-Resumable and the FST_TUS_* code of the JSON body (absent on HEAD). */
+export function assertError (t: Assert, response: Response, statusCode: number, code: string, message = code): void {
+  t.equal(response.statusCode, statusCode, `${message}: status`)
+  t.equal(response.headers['tus-resumable'], '1.0.0', `${message}: Tus-Resumable`)
+  if (response.text === '') return
+  const body = response.json()
+  t.equal(body.code, code, `${message}: code`)
+  t.equal(body.statusCode, statusCode, `${message}: statusCode in body`)
+}
+
+/** Every entry under root, recursively, with its size: a fingerprint of what is on disk. */
+export async function listTree (root: string): Promise<string[]> {
+  const entries: string[] = []
+  async function walk (dir: string): Promise<void> {
+    for (const name of (await readdir(dir)).sort()) {
+      const full = path.join(dir, name)
+      const info = await stat(full)
+      entries.push(`${path.relative(root, full)}${info.isDirectory() ? '/' : ` ${info.size}`}`)
+      if (info.isDirectory()) await walk(full)
+    }
+  }
+  await walk(root)
+  return entries
+}
+
+export async function readRecordFile (dir: string, id: string): Promise<UploadRecord> {
+  return JSON.parse(await readFile(path.join(dir, `${id}.meta`), 'utf8')) as UploadRecord
+}
+
+/** Names in a directory, sorted. */
+export async function names (dir: string): Promise<string[]> {
+  return (await readdir(dir)).sort()
+}
+
+export const base64 = (value: string | Buffer): string => Buffer.from(value).toString('base64')
+
+export const pathOf = (url: string): string => new URL(url).pathname
+
+/** Headers of a PATCH at `offset`. */
+export const patchHeaders = (offset: number, extra: OutgoingHttpHeaders = {}): OutgoingHttpHeaders =>
+  ({ 'tus-resumable': '1.0.0', 'content-type': OCTET, 'upload-offset': String(offset), ...extra })
+
+/** A PATCH whose body has no Content-Length: sent chunk by chunk with chunked transfer encoding. */
+export function patchChunked (url: string, offset: number, chunks: Buffer[], extra: OutgoingHttpHeaders = {}): Promise<Response> {
+  return rawRequest(new URL(url).origin, { method: 'PATCH', path: pathOf(url), headers: patchHeaders(offset, extra), body: chunks })
+}
