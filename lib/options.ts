@@ -6,7 +6,7 @@ import { FST_TUS_INVALID_OPTION } from './errors'
 
 const KNOWN = new Set([
   'prefix', 'directory', 'completedDir', 'directoryMode', 'maxSize', 'maxChunkSize',
-  'maxMetadataSize', 'fsync', 'preallocate', 'underPressure'
+  'maxMetadataSize', 'fsync', 'preallocate', 'idleTimeout', 'underPressure'
 ])
 
 export function resolveOptions (input: FastifyTusOptions | undefined): ResolvedTusOptions {
@@ -31,6 +31,7 @@ export function resolveOptions (input: FastifyTusOptions | undefined): ResolvedT
     maxMetadataSize: integer(input, 'maxMetadataSize', 4096, 1, 1024 * 1024),
     fsync: boolean(input, 'fsync', true),
     preallocate: boolean(input, 'preallocate', true),
+    idleTimeout: integer(input, 'idleTimeout', 60_000, 0, 2 ** 31 - 1),
     underPressure: underPressureOption(input.underPressure)
   })
 }

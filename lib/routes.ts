@@ -5,7 +5,7 @@ import { STATUS_CODES } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ResolvedTusOptions, TusStore } from '../types/index'
-import { FST_TUS_CHUNK_TOO_LARGE, FST_TUS_INVALID_CONTENT_TYPE, FST_TUS_UPLOAD_NOT_FOUND } from './errors'
+import { FST_TUS_CHUNK_TOO_LARGE, FST_TUS_IDLE_TIMEOUT, FST_TUS_INVALID_CONTENT_TYPE, FST_TUS_UPLOAD_NOT_FOUND } from './errors'
 import {
   TUS_CONTENT_TYPE,
   TUS_VERSION,
@@ -64,7 +64,7 @@ export async function tusRoutes (app: FastifyInstance, { options, store }: TusRo
     log.info({ length, metadata }, 'upload created')
     reply.header('Location', `${request.protocol}://${request.host}${options.prefix}/${record.id}`)
     if (body !== undefined) {
-      const result = await store.write(record.id, body, { offset: 0, maxBytes, contentLength })
+      const result = await writeBody(request, () => store.write(record.id, body, { offset: 0, maxBytes, contentLength }))
       log.debug({ offset: result.record.offset, written: result.written }, 'creation data written')
       if (result.finished) log.info('upload completed')
       reply.header('Upload-Offset', result.record.offset)
@@ -97,11 +97,33 @@ export async function tusRoutes (app: FastifyInstance, { options, store }: TusRo
     const length = parseUploadLength(headers['upload-length'])
     const contentLength = bodyLength(request)
     const body = request.body as Readable | undefined
-    const result = await store.write(id, body ?? null, { offset, length, maxBytes, contentLength })
+    const result = await writeBody(request, () => store.write(id, body ?? null, { offset, length, maxBytes, contentLength }))
     request.log.debug({ offset: result.record.offset, written: result.written }, 'chunk written')
     if (result.finished) request.log.info({ length: result.record.length, duration: result.record.duration }, 'upload completed')
     reply.header('Upload-Offset', result.record.offset).code(204).send()
   })
+
+  // A connection that died without a word would hold the upload's lock for good:
+  // a body silent for idleTimeout is ended like an aborted one.
+  async function writeBody<T> (request: FastifyRequest, write: () => Promise<T>): Promise<T> {
+    const { idleTimeout } = options
+    if (idleTimeout === 0) return await write()
+    const raw = request.raw
+    const onIdle = (): void => { raw.destroy(new FST_TUS_IDLE_TIMEOUT(idleTimeout)) }
+    // Once the body is in, a slow fsync must not cut the answer off.
+    const disarm = (): void => {
+      raw.removeListener('timeout', onIdle)
+      raw.setTimeout(0)
+    }
+    raw.setTimeout(idleTimeout, onIdle)
+    raw.once('end', disarm)
+    try {
+      return await write()
+    } finally {
+      raw.removeListener('end', disarm)
+      disarm()
+    }
+  }
 
   // The request's Content-Length, refused at once when over maxChunkSize.
   function bodyLength (request: FastifyRequest): number | undefined {

@@ -32,6 +32,8 @@ declare namespace fastifyTus {
     fsync?: boolean
     /** Reserve the whole Upload-Length on disk at creation (507 when it does not fit). Default `true`. */
     preallocate?: boolean
+    /** A request body that sends nothing for this many ms is ended, its bytes kept, its lock freed; 0 for never. Default `60000`. */
+    idleTimeout?: number
     /** Options for @fastify/under-pressure on the tus routes, or `false` for none. Default `{ maxEventLoopDelay: 1000 }`. */
     underPressure?: FastifyUnderPressureOptions | false
   }
@@ -47,6 +49,7 @@ declare namespace fastifyTus {
     readonly maxMetadataSize: number
     readonly fsync: boolean
     readonly preallocate: boolean
+    readonly idleTimeout: number
     readonly underPressure: FastifyUnderPressureOptions | false
   }
 

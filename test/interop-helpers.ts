@@ -1,0 +1,181 @@
+// Plumbing for the interoperability and robustness tests: hashing, checking a
+// finished upload on disk, polling the server's state, and a raw node:http
+// client that can stream a body piece by piece and die in the middle of it.
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { open, readFile, readdir, stat } from 'node:fs/promises'
+import { request as httpRequest, type ClientRequest } from 'node:http'
+import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Test } from 'tap'
+import { TUS, send, type Response } from './helpers'
+
+type Assert = Test
+
+export const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex')
+
+export async function sha256File (file: string): Promise<string> {
+  const hash = createHash('sha256')
+  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer)
+  return hash.digest('hex')
+}
+
+/** Reads `length` bytes of a file from `position` (fewer at its end). */
+export async function readRange (file: string, position: number, length: number): Promise<Buffer> {
+  const handle = await open(file, 'r')
+  try {
+    const buffer = Buffer.alloc(length)
+    const { bytesRead } = await handle.read(buffer, 0, length, position)
+    return buffer.subarray(0, bytesRead)
+  } finally {
+    await handle.close()
+  }
+}
+
+/** Polls `probe` until it returns something other than undefined; throws after `timeout` ms. */
+export async function waitFor<T> (what: string, probe: () => Promise<T | undefined>, timeout = 5000): Promise<T> {
+  const deadline = Date.now() + timeout
+  for (;;) {
+    const value = await probe()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`)
+    await sleep(10)
+  }
+}
+
+/**
+ * Waits until the server has written `bytes` at `position` of the data file:
+ * the file is preallocated, so its size says nothing; its content does.
+ */
+export function waitForBytesOnDisk (file: string, position: number, bytes: Buffer, timeout = 5000): Promise<true> {
+  return waitFor(`${bytes.length} bytes at ${position} of the data file`, async () => {
+    const found = await readRange(file, position, bytes.length).catch(() => Buffer.alloc(0))
+    return found.equals(bytes) ? true : undefined
+  }, timeout)
+}
+
+/** The id of the only upload in an in-progress directory (a creation request that never got its answer). */
+export function waitForOnlyUpload (directory: string): Promise<string> {
+  return waitFor('an upload in the directory', async () => {
+    const ids = (await readdir(directory)).filter((name) => /^[0-9a-f-]{36}$/.test(name))
+    return ids.length === 1 ? ids[0] : undefined
+  })
+}
+
+/** A tus error answer: status, the FST_TUS_* code of the JSON body, and Tus-Resumable. */
+export function assertTusError (t: Assert, response: Response, statusCode: number, code: string, what = ''): void {
+  t.equal(response.statusCode, statusCode, `${what} status ${statusCode}`)
+  t.equal(response.headers['tus-resumable'], '1.0.0', `${what} Tus-Resumable on the error`)
+  let body: { code?: string } = {}
+  try { body = response.json() } catch {}
+  t.equal(body.code, code, `${what} error code ${code}`)
+}
+
+/** HEAD of an upload: checks the answer and returns its Upload-Offset. */
+export async function headOffset (t: Assert, url: string): Promise<number> {
+  const response = await send(url, 'HEAD', TUS)
+  t.equal(response.statusCode, 200, 'HEAD 200')
+  t.equal(response.headers['tus-resumable'], '1.0.0', 'HEAD carries Tus-Resumable')
+  return Number(response.headers['upload-offset'])
+}
+
+/** Polls HEAD until the recorded offset satisfies `done` (the server may not have noticed an abort yet). */
+export function waitForOffset (url: string, done: (offset: number) => boolean, timeout = 5000): Promise<number> {
+  return waitFor('the recorded offset', async () => {
+    const response = await send(url, 'HEAD', TUS)
+    const offset = Number(response.headers['upload-offset'])
+    return response.statusCode === 200 && done(offset) ? offset : undefined
+  }, timeout)
+}
+
+export interface ExpectedUpload {
+  id: string
+  sha256: string
+  length: number
+  metadata?: Record<string, string | null>
+}
+
+/**
+ * A finished upload, as the design says it must be: its data in completedDir,
+ * byte for byte; a record with offset == length, finishedAt and the metadata
+ * decoded as UTF-8; nothing of it left in the in-progress directory.
+ */
+export async function assertCompleted (t: Assert, server: { directory: string, completedDir: string }, expected: ExpectedUpload): Promise<void> {
+  const dataPath = path.join(server.completedDir, expected.id)
+  t.equal((await stat(dataPath)).size, expected.length, 'finished file has the upload length')
+  t.equal(await sha256File(dataPath), expected.sha256, 'finished file is byte-identical to the source (sha256)')
+  const record = JSON.parse(await readFile(`${dataPath}.meta`, 'utf8'))
+  t.equal(record.id, expected.id, 'record names the upload')
+  t.equal(record.length, expected.length, 'record length')
+  t.equal(record.offset, expected.length, 'record offset == length')
+  t.ok(typeof record.finishedAt === 'string' && !Number.isNaN(Date.parse(record.finishedAt)), 'record has finishedAt')
+  t.ok(Date.parse(record.finishedAt) >= Date.parse(record.createdAt), 'finishedAt is not before createdAt')
+  t.strictSame(record.metadata, expected.metadata ?? {}, 'record metadata, decoded')
+  t.strictSame(await readdir(server.directory), [], 'nothing left in the in-progress directory')
+}
+
+export type RawOutcome = { response: Response, error?: undefined } | { error: Error, response?: undefined }
+
+export interface RawRequest {
+  /** Resolves once the chunk is handed to the kernel (so it reaches the server even if we die next). */
+  write (chunk: Buffer): Promise<void>
+  end (chunk?: Buffer): void
+  /** Kills the connection mid-body, as a crashed client or a dropped network would. */
+  abort (): void
+  /** The answer, or the socket error when there was none. Never rejects. */
+  readonly settled: Promise<RawOutcome>
+  readonly request: ClientRequest
+}
+
+/**
+ * A request whose body is written by the caller, chunked unless the headers
+ * carry a Content-Length. One connection of its own (no agent): aborting it
+ * touches nothing else.
+ */
+export function rawRequest (url: string, method: string, headers: Record<string, string>): RawRequest {
+  const target = new URL(url)
+  const request = httpRequest({
+    agent: false,
+    host: target.hostname,
+    port: target.port,
+    path: target.pathname,
+    method,
+    headers: { ...TUS, ...headers }
+  })
+  const settled = new Promise<RawOutcome>((resolve) => {
+    request.on('response', (response) => {
+      const chunks: Buffer[] = []
+      response.on('data', (chunk: Buffer) => chunks.push(chunk))
+      response.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8')
+        resolve({ response: { statusCode: response.statusCode!, headers: response.headers, text, json: () => JSON.parse(text) } })
+      })
+      response.on('error', (error) => resolve({ error }))
+    })
+    request.on('error', (error) => resolve({ error }))
+  })
+  request.flushHeaders()
+  return {
+    request,
+    settled,
+    write: (chunk) => new Promise((resolve, reject) => {
+      request.write(chunk, (error) => { if (error) reject(error); else resolve() })
+    }),
+    end: (chunk) => { request.end(chunk) },
+    abort: () => { request.destroy() }
+  }
+}
+
+/** A whole request through rawRequest, with the body written in pieces; write errors after an early answer are ignored. */
+export async function rawSend (url: string, method: string, headers: Record<string, string>, body: Buffer, piece = 64 * 1024): Promise<RawOutcome> {
+  const raw = rawRequest(url, method, headers)
+  const writing = (async () => {
+    for (let start = 0; start < body.length; start += piece) await raw.write(body.subarray(start, start + piece))
+    raw.end()
+  })()
+  // Once answered, a refused body may fail to send; that is the server's right.
+  writing.catch(() => {})
+  return await raw.settled
+}
+
+export const PATCH_HEADERS = { 'content-type': 'application/offset+octet-stream' } as const
