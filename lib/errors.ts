@@ -26,3 +26,9 @@ export const FST_TUS_REQUEST_ABORTED = createError('FST_TUS_REQUEST_ABORTED', 'T
 export const FST_TUS_IDLE_TIMEOUT = createError('FST_TUS_IDLE_TIMEOUT', 'No bytes arrived for %s ms', 408)
 export const FST_TUS_SUPERSEDED = createError('FST_TUS_SUPERSEDED', 'A newer request for the same upload took over', 409)
 export const FST_TUS_CORRUPT_RECORD = createError('FST_TUS_CORRUPT_RECORD', 'The record of upload %s cannot be read: %s', 500)
+
+export const FST_TUS_INVALID_HOOK = createError('FST_TUS_INVALID_HOOK', 'Cannot add hook "%s": %s', 500, TypeError)
+export const FST_TUS_HOOK_AFTER_READY = createError('FST_TUS_HOOK_AFTER_READY', 'Cannot add hook "%s": the server is already ready; add hooks before app.ready() or listen()', 500)
+export const FST_TUS_WAIT_TIMEOUT = createError('FST_TUS_WAIT_TIMEOUT', 'No finished upload could be claimed within %s ms', 408)
+export const FST_TUS_ALREADY_SAVED = createError('FST_TUS_ALREADY_SAVED', 'The %s of upload %s was already saved', 500)
+export const FST_TUS_ALREADY_RELEASED = createError('FST_TUS_ALREADY_RELEASED', 'Upload %s was already released', 500)

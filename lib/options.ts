@@ -1,13 +1,15 @@
 // Turns what the user passed into a frozen, fully defaulted options object, or
 // throws naming the option; nothing after this re-checks an option.
 import path from 'node:path'
-import type { FastifyTusOptions, ResolvedTusOptions } from '../types/index'
+import type { FastifyTusOptions, ResolvedTusOptions, TusHookName, TusHooksOption } from '../types/index'
 import { FST_TUS_INVALID_OPTION } from './errors'
+import { HOOK_NAMES } from './hooks'
 
 const KNOWN = new Set([
   'prefix', 'directory', 'completedDir', 'directoryMode', 'maxSize', 'maxChunkSize',
-  'maxMetadataSize', 'fsync', 'preallocate', 'idleTimeout', 'underPressure'
+  'maxMetadataSize', 'fsync', 'preallocate', 'idleTimeout', 'underPressure', 'hooks', 'progressInterval', 'janitor'
 ])
+const JANITOR_DEFAULTS = { interval: 15 * 60_000, staleUploadAge: 24 * 3600_000, completedFileAge: 7 * 24 * 3600_000 }
 
 export function resolveOptions (input: FastifyTusOptions | undefined): ResolvedTusOptions {
   if (input === null || typeof input !== 'object') {
@@ -32,7 +34,10 @@ export function resolveOptions (input: FastifyTusOptions | undefined): ResolvedT
     fsync: boolean(input, 'fsync', true),
     preallocate: boolean(input, 'preallocate', true),
     idleTimeout: integer(input, 'idleTimeout', 60_000, 0, 2 ** 31 - 1),
-    underPressure: underPressureOption(input.underPressure)
+    underPressure: underPressureOption(input.underPressure),
+    hooks: hooksOption(input.hooks),
+    progressInterval: integer(input, 'progressInterval', 1000, 0, 2 ** 31 - 1),
+    janitor: janitorOption(input.janitor)
   })
 }
 
@@ -64,7 +69,7 @@ function integer (input: FastifyTusOptions, name: keyof FastifyTusOptions, fallb
 // A byte limit: a positive integer, or absent for none (Infinity internally).
 function limit (input: FastifyTusOptions, name: 'maxSize' | 'maxChunkSize'): number {
   const value = input[name]
-  if (value === undefined) return Infinity
+  if (value === undefined || value === Infinity) return Infinity
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
     throw new FST_TUS_INVALID_OPTION(name, 'must be a positive integer number of bytes')
   }
@@ -85,4 +90,38 @@ function underPressureOption (value: unknown): ResolvedTusOptions['underPressure
     throw new FST_TUS_INVALID_OPTION('underPressure', 'must be @fastify/under-pressure options or false')
   }
   return Object.freeze({ ...value })
+}
+
+function hooksOption (value: unknown): Readonly<TusHooksOption> {
+  if (value === undefined) return Object.freeze({})
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new FST_TUS_INVALID_OPTION('hooks', 'must be an object of hook names to functions')
+  }
+  for (const [name, listeners] of Object.entries(value)) {
+    if (!HOOK_NAMES.includes(name as TusHookName)) {
+      throw new FST_TUS_INVALID_OPTION(`hooks.${name}`, `not a hook; the hooks are ${HOOK_NAMES.join(', ')}`)
+    }
+    const list: unknown[] = Array.isArray(listeners) ? listeners : [listeners]
+    if (!list.every((listener) => typeof listener === 'function')) {
+      throw new FST_TUS_INVALID_OPTION(`hooks.${name}`, 'must be a function or an array of functions')
+    }
+  }
+  return Object.freeze({ ...value })
+}
+
+function janitorOption (value: unknown): ResolvedTusOptions['janitor'] {
+  if (value === false) return false
+  if (value === undefined) return Object.freeze({ ...JANITOR_DEFAULTS })
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new FST_TUS_INVALID_OPTION('janitor', 'must be { interval, staleUploadAge, completedFileAge } (ms) or false')
+  }
+  const resolved = { ...JANITOR_DEFAULTS }
+  for (const [key, number] of Object.entries(value)) {
+    if (!(key in JANITOR_DEFAULTS)) throw new FST_TUS_INVALID_OPTION(`janitor.${key}`, 'unknown option')
+    if (typeof number !== 'number' || !Number.isSafeInteger(number) || number < 1 || (key === 'interval' && number > 2 ** 31 - 1)) {
+      throw new FST_TUS_INVALID_OPTION(`janitor.${key}`, 'must be a positive integer number of ms (an interval at most 2^31 - 1)')
+    }
+    resolved[key as keyof typeof JANITOR_DEFAULTS] = number
+  }
+  return Object.freeze(resolved)
 }

@@ -3,22 +3,58 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import underPressure from '@fastify/under-pressure'
-import type { FastifyTusOptions, TusServer } from '../types/index'
+import type { FastifyTusOptions, TusHookHandlers, TusHookName, TusServer, UploadRecord, WaitForFileOptions } from '../types/index'
+import { Hooks } from './hooks'
+import { StoreJanitor } from './janitor'
 import { resolveOptions } from './options'
 import { tusRoutes } from './routes'
 import { FileStore } from './store/index'
 import { canPreallocate } from './store/space'
+import { waitForFile } from './wait-for-file'
 
 async function tus (app: FastifyInstance, input: FastifyTusOptions): Promise<void> {
   const options = resolveOptions(input)
-  const store = new FileStore(options)
+  const hooks = new Hooks(options.hooks)
+  const store = new FileStore({
+    ...options,
+    // Runs for every hand-over, from a request or from the janitor; a refusal fails the upload.
+    beforeFinish: async (record: UploadRecord) => {
+      try {
+        await hooks.run('tus:preFinish', record)
+      } catch (error) {
+        await hooks.failed(app.log, error as Error, record)
+        throw error
+      }
+    }
+  })
   await store.open()
   if (options.preallocate && !canPreallocate) {
     app.log.warn('fastify-tus: the fallocate addon is not available; creation checks free space with statvfs instead')
   }
-  app.addHook('onClose', () => store.close())
+  const janitor = new StoreJanitor(store, hooks, options.janitor, app.log)
+  // Waits started through the app end when the app closes.
+  const closing = new AbortController()
 
-  const server: TusServer = Object.freeze({ options, store })
+  app.addHook('onReady', async () => {
+    hooks.seal()
+    janitor.start()
+  })
+  app.addHook('onClose', async () => {
+    closing.abort()
+    await janitor.stop()
+    await store.close()
+  })
+
+  const server: TusServer = Object.freeze({
+    options,
+    store,
+    janitor,
+    addHook: (name: TusHookName, listener: TusHookHandlers[TusHookName]) => hooks.add(name, listener),
+    waitForFile: (waitOptions: WaitForFileOptions = {}) => waitForFile(options.completedDir, {
+      ...waitOptions,
+      signal: waitOptions.signal === undefined ? closing.signal : AbortSignal.any([waitOptions.signal, closing.signal])
+    })
+  })
   app.decorate('tus', server)
 
   await app.register(async (child) => {
@@ -26,7 +62,7 @@ async function tus (app: FastifyInstance, input: FastifyTusOptions): Promise<voi
     if (options.underPressure !== false && !child.hasDecorator('isUnderPressure')) {
       await child.register(underPressure, { ...options.underPressure })
     }
-    await child.register(tusRoutes, { options, store })
+    await child.register(tusRoutes, { options, store, hooks })
   }, { prefix: options.prefix })
 }
 

@@ -3,12 +3,12 @@ import { execFileSync, spawn } from 'node:child_process'
 import { mkdir, readdir } from 'node:fs/promises'
 import path from 'node:path'
 import { once } from 'node:events'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { TUS, create, patch, send, startServer, tempDir } from './helpers'
 
 const MiB = 1024 * 1024
 
-async function smallDisk (t: Tap.Test, size: string): Promise<string> {
+async function smallDisk (t: Test, size: string): Promise<string> {
   const dir = await tempDir(t)
   const mnt = path.join(dir, 'disk')
   await mkdir(mnt)

@@ -166,11 +166,17 @@ export function rawRequest (url: string, method: string, headers: Record<string,
   }
 }
 
-/** A whole request through rawRequest, with the body written in pieces; write errors after an early answer are ignored. */
-export async function rawSend (url: string, method: string, headers: Record<string, string>, body: Buffer, piece = 64 * 1024): Promise<RawOutcome> {
+/**
+ * A whole request through rawRequest, with the body written in pieces, `pause`
+ * ms apart to play a slow client; write errors after an early answer are ignored.
+ */
+export async function rawSend (url: string, method: string, headers: Record<string, string>, body: Buffer, piece = 64 * 1024, pause = 0): Promise<RawOutcome> {
   const raw = rawRequest(url, method, headers)
   const writing = (async () => {
-    for (let start = 0; start < body.length; start += piece) await raw.write(body.subarray(start, start + piece))
+    for (let start = 0; start < body.length; start += piece) {
+      if (start > 0 && pause > 0) await sleep(pause)
+      await raw.write(body.subarray(start, start + piece))
+    }
     raw.end()
   })()
   // Once answered, a refused body may fail to send; that is the server's right.

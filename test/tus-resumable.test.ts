@@ -11,7 +11,8 @@ const EXTENSIONS = 'creation,creation-with-upload,creation-defer-length'
 t.test('OPTIONS answers 204 with Tus-Version and Tus-Extension, without Tus-Resumable', async (t) => {
   const server = await startServer(t)
   // The server must ignore Tus-Resumable on OPTIONS, whatever it says.
-  for (const headers of [{}, TUS, { 'tus-resumable': '0.2.2' }]) {
+  const variants: Array<Record<string, string>> = [{}, TUS, { 'tus-resumable': '0.2.2' }]
+  for (const headers of variants) {
     const response = await send(server.endpoint, 'OPTIONS', headers)
     const label = JSON.stringify(headers)
     t.equal(response.statusCode, 204, `${label}: status`)
@@ -49,10 +50,8 @@ t.test('a missing or unsupported Tus-Resumable is refused with 412 and Tus-Versi
     for (const request of requests) {
       const label = `${request.method} with Tus-Resumable ${JSON.stringify(version)}`
       const response = await rawRequest(server.origin, request)
-      assertError(t, response, 412, 'FST_TUS_UNSUPPORTED_VERSION', label)
+      assertError(t, response, 412, 'FST_TUS_UNSUPPORTED_VERSION', label, { head: request.method === 'HEAD' })
       t.equal(response.headers['tus-version'], '1.0.0', `${label}: Tus-Version`)
-      // HEAD answers carry no body, so only the other methods can show the code.
-      if (request.method !== 'HEAD') t.equal(response.json().code, 'FST_TUS_UNSUPPORTED_VERSION', `${label}: code present`)
     }
   }
   // Nothing was created and no byte was written by the refused requests.

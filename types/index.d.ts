@@ -1,5 +1,5 @@
 /// <reference types="node" />
-import type { FastifyPluginCallback } from 'fastify'
+import type { FastifyPluginCallback, FastifyRequest } from 'fastify'
 import type { FastifyUnderPressureOptions } from '@fastify/under-pressure'
 import type { Readable } from 'node:stream'
 
@@ -34,6 +34,12 @@ declare namespace fastifyTus {
     preallocate?: boolean
     /** A request body that sends nothing for this many ms is ended, its bytes kept, its lock freed; 0 for never. Default `60000`. */
     idleTimeout?: number
+    /** Lifecycle hooks, by name; the same as calling `app.tus.addHook` for each. */
+    hooks?: TusHooksOption
+    /** Least time between two `tus:progress` calls for one upload, in ms. Default `1000`. */
+    progressInterval?: number
+    /** Cleanup of abandoned and old uploads, or `false` to never schedule it. */
+    janitor?: JanitorOptions | false
     /** Options for @fastify/under-pressure on the tus routes, or `false` for none. Default `{ maxEventLoopDelay: 1000 }`. */
     underPressure?: FastifyUnderPressureOptions | false
   }
@@ -51,7 +57,111 @@ declare namespace fastifyTus {
     readonly preallocate: boolean
     readonly idleTimeout: number
     readonly underPressure: FastifyUnderPressureOptions | false
+    readonly hooks: Readonly<TusHooksOption>
+    readonly progressInterval: number
+    readonly janitor: Readonly<Required<JanitorOptions>> | false
   }
+
+  export interface JanitorOptions {
+    /** Time between two scheduled runs, in ms. Default `900000` (15 min). */
+    interval?: number
+    /** An unfinished upload with no write for this long is deleted, in ms. Default `86400000` (24 h). */
+    staleUploadAge?: number
+    /** A finished upload nobody claimed for this long is deleted, in ms. Default `604800000` (7 days). */
+    completedFileAge?: number
+  }
+
+  /** What one janitor run did, by upload id. */
+  export interface JanitorReport {
+    /** Uploads whose last byte was durable but that were never handed over: handed over now. */
+    finalized: string[]
+    /** Unfinished uploads without a write for staleUploadAge: deleted. */
+    stale: string[]
+    /** Uploads past their expiry: deleted. */
+    expired: string[]
+    /** Records whose data file is gone: deleted. */
+    orphanedMeta: string[]
+    /** Data files without a record, older than an hour: deleted. */
+    orphanedData: string[]
+    /** Finished uploads older than completedFileAge and not claimed: deleted. */
+    oldCompleted: string[]
+    errors: Array<{ id: string | null, error: Error }>
+  }
+
+  export interface Janitor {
+    /** Runs one cleanup now; safe to run in several processes at once. */
+    run (): Promise<JanitorReport>
+  }
+
+  /** An upload about to be created, as tus:preCreate sees it. */
+  export interface ProposedUpload {
+    length: number | null
+    metadata: UploadMetadata
+  }
+
+  /** What tus:preCreate may return. */
+  export interface PreCreateResult {
+    /** Replaces the client's metadata. */
+    metadata?: UploadMetadata
+    /** Stored beside the client's metadata, never sent to the client. */
+    serverMetadata?: Record<string, unknown>
+  }
+
+  type Awaitable<T> = T | Promise<T>
+
+  /** Each hook's listener. Hooks run in the order added; those marked may reject stop the request by throwing an error with a `statusCode`. */
+  export interface TusHookHandlers {
+    /** Before a record exists. May reject. */
+    'tus:preCreate': (request: FastifyRequest, upload: ProposedUpload) => Awaitable<PreCreateResult | undefined | void>
+    /** The record is persisted. */
+    'tus:created': (upload: UploadRecord, request: FastifyRequest) => Awaitable<void>
+    /** Before HEAD, PATCH or DELETE touch an upload (ownership checks). May reject. */
+    'tus:preAccess': (request: FastifyRequest, upload: UploadRecord) => Awaitable<void>
+    /** Bytes are durable; at most every progressInterval ms per upload, and once when the last byte is. */
+    'tus:progress': (upload: UploadRecord) => Awaitable<void>
+    /** The last byte is durable, before hand-over. May reject: the upload fails and is deleted. */
+    'tus:preFinish': (upload: UploadRecord) => Awaitable<void>
+    /** The finished upload is in completedDir; once per upload, in the process that finished it. */
+    'tus:completed': (upload: UploadRecord) => Awaitable<void>
+    /** Before DELETE removes an upload. May reject. */
+    'tus:preTerminate': (request: FastifyRequest, upload: UploadRecord) => Awaitable<void>
+    /** An upload was removed by DELETE. */
+    'tus:terminated': (upload: UploadRecord, request: FastifyRequest) => Awaitable<void>
+    /** An upload was refused by a hook or could not be written (a full disk, an I/O error). */
+    'tus:failed': (error: Error, upload: UploadRecord | null) => Awaitable<void>
+  }
+
+  export type TusHookName = keyof TusHookHandlers
+
+  export type TusHooksOption = { [K in TusHookName]?: TusHookHandlers[K] | Array<TusHookHandlers[K]> }
+
+  export interface WaitForFileOptions {
+    /** Reject with FST_TUS_WAIT_TIMEOUT after this many ms. Default: wait for ever. */
+    timeout?: number
+    /** Abort the wait: rejects with an AbortError. */
+    signal?: AbortSignal
+    /** How often to look again when no file-system event comes (other machines), in ms. Default `1000`. */
+    pollInterval?: number
+  }
+
+  /** A finished upload claimed by this process (an exclusive lock) until released. */
+  export interface ClaimedFile extends AsyncDisposable {
+    readonly id: string
+    /** The client's filename made safe for a file system (no separators, no control characters), or the id. */
+    readonly name: string
+    /** Where the data is now. */
+    readonly path: string
+    readonly record: UploadRecord
+    /** Moves the data to `destination` (rename, or copy + fsync across filesystems); returns it. Once. */
+    save (destination: string): Promise<string>
+    /** Moves the record (JSON) to `destination`; returns it. Once. */
+    saveRecord (destination: string): Promise<string>
+    /** Deletes what is left in completedDir and lets go of the claim. Safe to call twice. */
+    release (): Promise<void>
+  }
+
+  /** Claims the oldest finished upload in `completedDir`, waiting for one if there is none. */
+  export function waitForFile (completedDir: string, options?: WaitForFileOptions): Promise<ClaimedFile>
 
   /** Upload-Metadata, decoded: key to UTF-8 value, or `null` for a key sent without value. */
   export type UploadMetadata = Record<string, string | null>
@@ -91,6 +201,8 @@ declare namespace fastifyTus {
     maxBytes?: number
     /** Bytes the source announces (Content-Length): refused before reading when over a limit. */
     contentLength?: number
+    /** Called each time written bytes are durable and recorded (during long writes and at the end). */
+    onProgress?: (record: UploadRecord) => void
   }
 
   export interface WriteUploadResult {
@@ -117,6 +229,11 @@ declare namespace fastifyTus {
   export interface TusServer {
     readonly options: ResolvedTusOptions
     readonly store: TusStore
+    readonly janitor: Janitor
+    /** Adds a lifecycle hook; throws FST_TUS_HOOK_AFTER_READY once the server is ready. */
+    addHook<K extends TusHookName> (name: K, listener: TusHookHandlers[K]): void
+    /** Claims the oldest finished upload of this server's completedDir. */
+    waitForFile (options?: WaitForFileOptions): Promise<ClaimedFile>
   }
 
   export const fastifyTus: FastifyTus

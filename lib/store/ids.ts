@@ -5,6 +5,6 @@ const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f
 
 export const newUploadId = (): string => randomUUID()
 
-export function isUploadId (id: unknown): id is string {
+export function isUploadId (id: unknown): boolean {
   return typeof id === 'string' && UUID_V4.test(id)
 }

@@ -39,6 +39,8 @@ export interface FileStoreOptions {
   checkpointBytes?: number
   /** How long a write waits for a superseded writer in this process to let go. */
   takeoverTimeout?: number
+  /** Runs when the last byte is durable, before hand-over; when it throws, the upload is deleted. */
+  beforeFinish?: (record: UploadRecord) => Promise<void>
 }
 
 interface ActiveWrite {
@@ -123,7 +125,7 @@ export class FileStore implements TusStore {
       await unlink(dataPath)
       throw isDiskFull(error) ? new FST_TUS_INSUFFICIENT_STORAGE() : error
     }
-    if (length === 0) await this.finalize(record)
+    if (length === 0) await this.finish(record)
     return record
   }
 
@@ -200,7 +202,9 @@ export class FileStore implements TusStore {
     const start = record.offset
     const checkpoints = new Checkpoints(this.checkpointBytes, async (written) => {
       if (this.options.fsync) await handle.datasync()
-      await writeRecord(this.uploads, { ...record, offset: start + written, lastWrite: new Date().toISOString() }, this.options.fsync)
+      const checkpoint = { ...record, offset: start + written, lastWrite: new Date().toISOString() }
+      await writeRecord(this.uploads, checkpoint, this.options.fsync)
+      input.onProgress?.(checkpoint)
     })
     const sink = new UploadSink(handle.fd, start, limit, overLimit, (written) => checkpoints.reached(written))
     let streamError: unknown
@@ -228,9 +232,10 @@ export class FileStore implements TusStore {
       record.offset += written
       record.lastWrite = new Date().toISOString()
       await writeRecord(this.uploads, record, this.options.fsync)
+      input.onProgress?.({ ...record })
     }
     const finished = record.length === record.offset
-    if (finished) await this.finalize(record)
+    if (finished) await this.finish(record)
     if (streamError !== undefined) throw this.streamFailure(streamError)
     return { record, written, finished }
   }
@@ -280,18 +285,65 @@ export class FileStore implements TusStore {
     return { record, written: 0, finished: false }
   }
 
+  /** Hands a durable, complete upload over to completedDir, unless beforeFinish refuses it (then it is deleted). The caller holds its lock. */
+  async finish (record: UploadRecord): Promise<void> {
+    if (this.options.beforeFinish !== undefined) {
+      try {
+        await this.options.beforeFinish({ ...record })
+      } catch (error) {
+        await this.removeFiles(this.directory, record.id)
+        throw error
+      }
+    }
+    await this.handOver(record)
+  }
+
+  /** Deletes an upload's record, then its data (a record never names missing data for long), durably. */
+  async removeFiles (directory: string, id: string): Promise<boolean> {
+    const removed = await unlinkIfPresent(path.join(directory, recordName(id)))
+    await unlinkIfPresent(path.join(directory, id))
+    if (this.options.fsync) await (directory === this.completedDir ? this.completed : this.uploads).sync()
+    return removed
+  }
+
   // Hand-over: data to completedDir first, then its record, then the in-progress
   // record goes; at every instant one record names the upload and its data exists.
-  private async finalize (record: UploadRecord): Promise<void> {
-    const finishedAt = new Date()
-    record.finishedAt = finishedAt.toISOString()
-    record.duration = finishedAt.getTime() - Date.parse(record.createdAt)
-    const { fsync } = this.options
+  private async handOver (record: UploadRecord): Promise<void> {
+    stampFinished(record)
     await rename(path.join(this.directory, record.id), path.join(this.completedDir, record.id))
-    if (fsync) await this.completed.sync()
-    await writeRecord(this.completed, record, fsync)
-    await unlink(path.join(this.directory, recordName(record.id)))
-    if (fsync) await this.uploads.sync()
+    if (this.options.fsync) await this.completed.sync()
+    await this.recordHandOver(record)
+  }
+
+  private async recordHandOver (record: UploadRecord): Promise<void> {
+    await writeRecord(this.completed, record, this.options.fsync)
+    await unlinkIfPresent(path.join(this.directory, recordName(record.id)))
+    if (this.options.fsync) await this.uploads.sync()
+  }
+
+  /** Ends a hand-over cut short after its data reached completedDir. The caller holds the lock; `record` becomes the finished record. */
+  async completeHandOver (record: UploadRecord): Promise<void> {
+    const finished = await readRecord(this.completedDir, record.id)
+    if (finished === undefined) stampFinished(record)
+    else Object.assign(record, finished)
+    await this.recordHandOver(record)
+  }
+}
+
+function stampFinished (record: UploadRecord): void {
+  const finishedAt = new Date()
+  record.finishedAt = finishedAt.toISOString()
+  record.duration = finishedAt.getTime() - Date.parse(record.createdAt)
+}
+
+/** True when the file was there to delete. */
+export async function unlinkIfPresent (file: string): Promise<boolean> {
+  try {
+    await unlink(file)
+    return true
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false
+    throw error
   }
 }
 

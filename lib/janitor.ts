@@ -1,0 +1,53 @@
+// The janitor: runs cleanup passes of the store on demand and on a schedule,
+// and tells the hooks what they handed over or refused.
+import type { FastifyBaseLogger } from 'fastify'
+import type { Janitor, JanitorReport, ResolvedTusOptions } from '../types/index'
+import type { Hooks } from './hooks'
+import type { FileStore } from './store/index'
+import { sweep } from './store/sweep'
+
+const ORPHAN_AGE = 3600_000
+const DEFAULTS = { staleUploadAge: 24 * 3600_000, completedFileAge: 7 * 24 * 3600_000 }
+
+export class StoreJanitor implements Janitor {
+  private timer: NodeJS.Timeout | undefined
+  private running: Promise<JanitorReport> | undefined
+
+  constructor (
+    private readonly store: FileStore,
+    private readonly hooks: Hooks,
+    private readonly options: ResolvedTusOptions['janitor'],
+    private readonly log: FastifyBaseLogger
+  ) {}
+
+  /** One pass at a time per process; a call during a pass gets that pass's report. */
+  run (): Promise<JanitorReport> {
+    this.running ??= this.pass().finally(() => { this.running = undefined })
+    return this.running
+  }
+
+  private async pass (): Promise<JanitorReport> {
+    const { staleUploadAge, completedFileAge } = this.options === false ? DEFAULTS : this.options
+    const { report, finished } = await sweep(this.store, { now: Date.now(), staleUploadAge, completedFileAge, orphanAge: ORPHAN_AGE })
+    for (const record of finished) await this.hooks.notify('tus:completed', this.log, record.id, record)
+    return report
+  }
+
+  /** Schedules passes every `interval` ms; the timer never keeps the process alive. */
+  start (): void {
+    if (this.options === false || this.timer !== undefined) return
+    this.timer = setInterval(() => {
+      this.run().then(({ errors, ...done }) => {
+        const changed = Object.entries(done).filter(([, ids]) => ids.length > 0)
+        if (changed.length > 0) this.log.info({ janitor: Object.fromEntries(changed) }, 'janitor pass')
+        for (const { id, error } of errors) this.log.error({ err: error, uploadId: id }, 'janitor could not clean an upload')
+      }, (error) => this.log.error({ err: error }, 'janitor pass failed'))
+    }, this.options.interval).unref()
+  }
+
+  async stop (): Promise<void> {
+    clearInterval(this.timer)
+    this.timer = undefined
+    await this.running?.catch(() => {})
+  }
+}

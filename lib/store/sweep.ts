@@ -1,0 +1,191 @@
+// One cleanup pass over both directories. Every change is made under the
+// upload's flock (the same lock writers and claimers take), and counted only by
+// the process whose unlink or rename did it, so passes in several processes at
+// once neither collide nor double-count.
+import { open, readdir, stat, type FileHandle } from 'node:fs/promises'
+import path from 'node:path'
+import type { JanitorReport, UploadRecord } from '../../types/index'
+import { isUploadId } from './ids'
+import { FileStore, unlinkIfPresent } from './index'
+import { tryLock } from './lock'
+import { readRecord, recordName } from './record'
+
+export interface SweepPolicy {
+  now: number
+  staleUploadAge: number
+  completedFileAge: number
+  /** Files that belong to no upload are left this long: creation writes data before its record. */
+  orphanAge: number
+}
+
+export interface SweepResult {
+  report: JanitorReport
+  /** Uploads handed over by this pass. */
+  finished: UploadRecord[]
+}
+
+const RECORD = /^(.+)\.meta$/
+
+interface Listing { records: string[], data: string[], temporary: string[] }
+
+async function list (directory: string): Promise<Listing> {
+  const listing: Listing = { records: [], data: [], temporary: [] }
+  for (const name of await readdir(directory)) {
+    const record = RECORD.exec(name)?.[1]
+    if (record !== undefined && isUploadId(record)) listing.records.push(record)
+    else if (isUploadId(name)) listing.data.push(name)
+    else if (name.startsWith('.') && name.endsWith('.tmp')) listing.temporary.push(name)
+  }
+  return listing
+}
+
+export async function sweep (store: FileStore, policy: SweepPolicy): Promise<SweepResult> {
+  const result: SweepResult = {
+    report: { finalized: [], stale: [], expired: [], orphanedMeta: [], orphanedData: [], oldCompleted: [], errors: [] },
+    finished: []
+  }
+  const pass = new Pass(store, policy, result)
+  const [uploads, completed] = await Promise.all([list(store.directory), list(store.completedDir)])
+  await pass.each(uploads.records, (id) => pass.sweepUpload(id))
+  await pass.each(completed.records, (id) => pass.sweepCompleted(id))
+  for (const [directory, listing] of [[store.directory, uploads], [store.completedDir, completed]] as const) {
+    const withRecord = new Set(listing.records)
+    await pass.each(listing.data.filter((id) => !withRecord.has(id)), (id) => pass.sweepOrphanedData(directory, id))
+    await pass.each(listing.temporary, (name) => pass.sweepTemporary(directory, name))
+  }
+  return result
+}
+
+class Pass {
+  constructor (private readonly store: FileStore, private readonly policy: SweepPolicy, private readonly result: SweepResult) {}
+
+  private get report (): JanitorReport {
+    return this.result.report
+  }
+
+  async each (items: string[], sweepOne: (item: string) => Promise<void>): Promise<void> {
+    for (const item of items) {
+      try {
+        await sweepOne(item)
+      } catch (error) {
+        this.report.errors.push({ id: isUploadId(item) ? item : null, error: error as Error })
+      }
+    }
+  }
+
+  async sweepUpload (id: string): Promise<void> {
+    const { store, policy } = this
+    const handle = await openLocked(path.join(store.directory, id))
+    if (handle === 'missing') return await this.sweepHandOver(id)
+    if (handle === 'busy') return
+    try {
+      const record = await readRecord(store.directory, id)
+      if (record === undefined) return // finished or deleted while we took the lock
+      if (record.length !== null && record.offset === record.length) {
+        // A complete upload that was never handed over (a crash in between): finish it now.
+        await store.finish(record)
+        this.report.finalized.push(id)
+        this.result.finished.push(record)
+      } else if (record.expiresAt !== null && Date.parse(record.expiresAt) <= policy.now) {
+        if (await store.removeFiles(store.directory, id)) this.report.expired.push(id)
+      } else if (policy.now - Date.parse(record.lastWrite) > policy.staleUploadAge) {
+        if (await store.removeFiles(store.directory, id)) this.report.stale.push(id)
+      }
+    } finally {
+      await handle.close()
+    }
+  }
+
+  // A record whose data is gone from the uploads directory: a hand-over cut short
+  // (the data is in completedDir), or a record that lost its data.
+  private async sweepHandOver (id: string): Promise<void> {
+    const { store } = this
+    const handle = await openLocked(path.join(store.completedDir, id))
+    if (handle === 'busy') return
+    if (handle === 'missing') {
+      if (await this.oldEnough(path.join(store.directory, recordName(id))) &&
+          await unlinkIfPresent(path.join(store.directory, recordName(id)))) {
+        this.report.orphanedMeta.push(id)
+      }
+      return
+    }
+    try {
+      const record = await readRecord(store.directory, id)
+      if (record === undefined) return // the hand-over finished while we took the lock
+      await store.completeHandOver(record)
+      this.report.finalized.push(id)
+      this.result.finished.push(record)
+    } finally {
+      await handle.close()
+    }
+  }
+
+  async sweepCompleted (id: string): Promise<void> {
+    const { store, policy } = this
+    const handle = await openLocked(path.join(store.completedDir, id))
+    if (handle === 'busy') return // claimed right now
+    if (handle === 'missing') {
+      // Saved by a claimer that died before releasing the record.
+      const recordPath = path.join(store.completedDir, recordName(id))
+      if (await this.oldEnough(recordPath) && await unlinkIfPresent(recordPath)) this.report.orphanedMeta.push(id)
+      return
+    }
+    try {
+      const record = await readRecord(store.completedDir, id)
+      if (record === undefined) return
+      const finishedAt = Date.parse(record.finishedAt ?? record.lastWrite)
+      if (policy.now - finishedAt > policy.completedFileAge && await store.removeFiles(store.completedDir, id)) {
+        this.report.oldCompleted.push(id)
+      }
+    } finally {
+      await handle.close()
+    }
+  }
+
+  async sweepOrphanedData (directory: string, id: string): Promise<void> {
+    const file = path.join(directory, id)
+    if (!await this.oldEnough(file)) return
+    const handle = await openLocked(file)
+    if (typeof handle === 'string') return
+    try {
+      // Its record may have appeared (or a hand-over moved it) since the listing.
+      if (await readRecord(directory, id) !== undefined || await readRecord(this.store.directory, id) !== undefined) return
+      if (await unlinkIfPresent(file)) this.report.orphanedData.push(id)
+    } finally {
+      await handle.close()
+    }
+  }
+
+  // Temporary records left by a crash mid-write; not reported, they never named an upload.
+  async sweepTemporary (directory: string, name: string): Promise<void> {
+    const file = path.join(directory, name)
+    if (await this.oldEnough(file)) await unlinkIfPresent(file)
+  }
+
+  private async oldEnough (file: string): Promise<boolean> {
+    try {
+      return this.policy.now - (await stat(file)).mtimeMs > this.policy.orphanAge
+    } catch {
+      return false
+    }
+  }
+}
+
+/** The file opened and exclusively locked, or why not. */
+async function openLocked (file: string): Promise<FileHandle | 'missing' | 'busy'> {
+  let handle: FileHandle
+  try {
+    handle = await open(file, 'r')
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 'missing'
+    throw error
+  }
+  try {
+    if (await tryLock(handle.fd)) return handle
+  } catch (error) {
+    await handle.close()
+    throw error
+  }
+  await handle.close()
+  return 'busy'
+}
