@@ -402,6 +402,7 @@ async function verify (mount: Mount, endpoint: string, uploads: Upload[]): Promi
     }
     const inProgress = readJson(path.join(mount.uploads, `${u.id!}.meta`), problems)
     const completed = readJson(path.join(mount.completed, `${u.id!}.meta`), problems)
+    // Handed over means the in-progress record is gone too: the server answers from it first.
     const handedOver = completed !== undefined && inProgress === undefined
     if (u.finished && !handedOver) {
       problems.push(`${what}: records after the cut: uploads ${JSON.stringify(inProgress)}, completed ${JSON.stringify(completed)}`)
