@@ -32,3 +32,12 @@ export const FST_TUS_HOOK_AFTER_READY = createError('FST_TUS_HOOK_AFTER_READY', 
 export const FST_TUS_WAIT_TIMEOUT = createError('FST_TUS_WAIT_TIMEOUT', 'No finished upload could be claimed within %s ms', 408)
 export const FST_TUS_ALREADY_SAVED = createError('FST_TUS_ALREADY_SAVED', 'The %s of upload %s was already saved', 500)
 export const FST_TUS_ALREADY_RELEASED = createError('FST_TUS_ALREADY_RELEASED', 'Upload %s was already released', 500)
+
+export const FST_TUS_INVALID_CHECKSUM = createError('FST_TUS_INVALID_CHECKSUM', 'Invalid Upload-Checksum: %s', 400)
+export const FST_TUS_UNSUPPORTED_CHECKSUM_ALGORITHM = createError('FST_TUS_UNSUPPORTED_CHECKSUM_ALGORITHM', 'Upload-Checksum algorithm %s is not supported; use one of sha1, sha256, sha512, md5', 400)
+export const FST_TUS_CHECKSUM_MISMATCH = createError('FST_TUS_CHECKSUM_MISMATCH', 'The body does not match its %s Upload-Checksum; it was discarded', 460)
+export const FST_TUS_UPLOAD_EXPIRED = createError('FST_TUS_UPLOAD_EXPIRED', 'The upload expired', 410)
+export const FST_TUS_EXTENSION_DISABLED = createError('FST_TUS_EXTENSION_DISABLED', 'The %s extension is not enabled on this server', 400)
+export const FST_TUS_INVALID_CONCAT = createError('FST_TUS_INVALID_CONCAT', 'Invalid Upload-Concat: %s', 400)
+export const FST_TUS_CONCAT_FINAL_PATCH = createError('FST_TUS_CONCAT_FINAL_PATCH', 'A final upload is assembled from its partial uploads and cannot be patched', 403)
+export const FST_TUS_METHOD_NOT_ALLOWED = createError('FST_TUS_METHOD_NOT_ALLOWED', 'X-HTTP-Method-Override must be PATCH, DELETE or HEAD, got %s', 405)

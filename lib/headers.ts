@@ -1,7 +1,10 @@
 // Strict parsing and writing of tus headers. Node joins repeated headers with
 // ", ", so a header sent twice fails these parsers instead of being guessed at.
-import type { UploadMetadata } from '../types/index'
+import type { ChecksumAlgorithm, UploadMetadata, UploadRecord } from '../types/index'
 import {
+  FST_TUS_INVALID_CHECKSUM,
+  FST_TUS_INVALID_CONCAT,
+  FST_TUS_UNSUPPORTED_CHECKSUM_ALGORITHM,
   FST_TUS_INVALID_CONTENT_LENGTH,
   FST_TUS_INVALID_DEFER_LENGTH,
   FST_TUS_INVALID_METADATA,
@@ -11,6 +14,8 @@ import {
   FST_TUS_MISSING_UPLOAD_LENGTH,
   FST_TUS_UNSUPPORTED_VERSION
 } from './errors'
+import { CHECKSUM_ALGORITHMS, type Checksum } from './store/checksum'
+import { isUploadId } from './store/ids'
 
 export const TUS_VERSION = '1.0.0'
 export const TUS_CONTENT_TYPE = 'application/offset+octet-stream'
@@ -103,3 +108,55 @@ export function formatMetadata (metadata: UploadMetadata): string {
     .map(([key, value]) => value === null ? key : `${key} ${Buffer.from(value, 'utf8').toString('base64')}`)
     .join(',')
 }
+
+const DIGEST_BYTES: Record<ChecksumAlgorithm, number> = { sha1: 20, sha256: 32, sha512: 64, md5: 16 }
+
+/** Upload-Checksum (`<algorithm> <base64 digest>`) when present, else undefined. */
+export function parseChecksum (value: Header): Checksum | undefined {
+  if (value === undefined) return undefined
+  const parts = typeof value === 'string' ? value.split(' ') : []
+  if (parts.length !== 2) throw new FST_TUS_INVALID_CHECKSUM('expected "<algorithm> <base64 digest>"')
+  const algorithm = parts[0] as ChecksumAlgorithm
+  if (!CHECKSUM_ALGORITHMS.includes(algorithm)) throw new FST_TUS_UNSUPPORTED_CHECKSUM_ALGORITHM(JSON.stringify(parts[0]))
+  const digest = BASE64.test(parts[1]) ? Buffer.from(parts[1], 'base64') : undefined
+  if (digest === undefined || digest.length !== DIGEST_BYTES[algorithm]) {
+    throw new FST_TUS_INVALID_CHECKSUM(`not a base64 ${algorithm} digest`)
+  }
+  return { algorithm, digest }
+}
+
+export type Concat = NonNullable<UploadRecord['concat']>
+
+/**
+ * Upload-Concat: `partial`, or `final;<url> <url> ...` whose URLs (absolute, or
+ * paths) must name uploads of this server: `origin` and `base` are its own.
+ */
+export function parseConcat (value: Header, origin: string, base: string): Concat | undefined {
+  if (value === undefined) return undefined
+  if (value === 'partial') return { partial: true }
+  if (typeof value !== 'string' || !value.startsWith('final;')) throw new FST_TUS_INVALID_CONCAT('expected "partial" or "final;<url> <url> ..."')
+  const urls = value.slice('final;'.length).split(' ').filter((url) => url !== '')
+  if (urls.length === 0) throw new FST_TUS_INVALID_CONCAT('a final upload needs at least one partial upload')
+  return { final: urls.map((url) => uploadIdOfUrl(url, origin, base)) }
+}
+
+function uploadIdOfUrl (url: string, origin: string, base: string): string {
+  let parsed: URL
+  try {
+    parsed = new URL(url, origin)
+  } catch {
+    throw new FST_TUS_INVALID_CONCAT(`"${url}" is not a URL`)
+  }
+  const id = parsed.pathname.startsWith(`${base}/`) ? parsed.pathname.slice(base.length + 1) : ''
+  if (parsed.origin !== origin || !isUploadId(id) || parsed.search !== '' || parsed.hash !== '') {
+    throw new FST_TUS_INVALID_CONCAT(`"${url}" is not an upload of this server`)
+  }
+  return id
+}
+
+export function formatConcat (concat: Concat, base: string): string {
+  return 'partial' in concat ? 'partial' : `final;${concat.final.map((id) => `${base}/${id}`).join(' ')}`
+}
+
+/** An HTTP date (IMF-fixdate), as Upload-Expires wants it. */
+export const httpDate = (iso: string): string => new Date(iso).toUTCString()

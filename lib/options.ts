@@ -1,14 +1,26 @@
 // Turns what the user passed into a frozen, fully defaulted options object, or
 // throws naming the option; nothing after this re-checks an option.
 import path from 'node:path'
-import type { FastifyTusOptions, ResolvedTusOptions, TusHookName, TusHooksOption } from '../types/index'
+import type { FastifyTusOptions, ResolvedTusOptions, TusExtension, TusHookName, TusHooksOption } from '../types/index'
 import { FST_TUS_INVALID_OPTION } from './errors'
 import { HOOK_NAMES } from './hooks'
 
 const KNOWN = new Set([
   'prefix', 'directory', 'completedDir', 'directoryMode', 'maxSize', 'maxChunkSize',
-  'maxMetadataSize', 'fsync', 'preallocate', 'idleTimeout', 'underPressure', 'hooks', 'progressInterval', 'janitor'
+  'maxMetadataSize', 'fsync', 'preallocate', 'idleTimeout', 'underPressure', 'hooks', 'progressInterval', 'janitor',
+  'extensions', 'expiration', 'cors'
 ])
+export const EXTENSIONS: readonly TusExtension[] = [
+  'creation', 'creation-with-upload', 'creation-defer-length', 'termination', 'checksum', 'checksum-trailer',
+  'expiration', 'concatenation', 'concatenation-unfinished'
+]
+// An extension that builds on another needs it.
+const NEEDS: Partial<Record<TusExtension, TusExtension>> = {
+  'creation-with-upload': 'creation',
+  'creation-defer-length': 'creation',
+  'checksum-trailer': 'checksum',
+  'concatenation-unfinished': 'concatenation'
+}
 const JANITOR_DEFAULTS = { interval: 15 * 60_000, staleUploadAge: 24 * 3600_000, completedFileAge: 7 * 24 * 3600_000 }
 
 export function resolveOptions (input: FastifyTusOptions | undefined): ResolvedTusOptions {
@@ -23,6 +35,7 @@ export function resolveOptions (input: FastifyTusOptions | undefined): ResolvedT
   if (directory === completedDir) {
     throw new FST_TUS_INVALID_OPTION('completedDir', 'must differ from directory')
   }
+  const extensions = extensionsOption(input.extensions)
   return Object.freeze({
     prefix: prefixOption(input.prefix),
     directory,
@@ -37,7 +50,10 @@ export function resolveOptions (input: FastifyTusOptions | undefined): ResolvedT
     underPressure: underPressureOption(input.underPressure),
     hooks: hooksOption(input.hooks),
     progressInterval: integer(input, 'progressInterval', 1000, 0, 2 ** 31 - 1),
-    janitor: janitorOption(input.janitor)
+    janitor: janitorOption(input.janitor),
+    extensions,
+    expiration: extensions.includes('expiration') ? expirationOption(input.expiration) : false,
+    cors: corsOption(input.cors)
   })
 }
 
@@ -124,4 +140,33 @@ function janitorOption (value: unknown): ResolvedTusOptions['janitor'] {
     resolved[key as keyof typeof JANITOR_DEFAULTS] = number
   }
   return Object.freeze(resolved)
+}
+
+function extensionsOption (value: unknown): readonly TusExtension[] {
+  if (value === undefined) return EXTENSIONS
+  if (!Array.isArray(value)) throw new FST_TUS_INVALID_OPTION('extensions', `must be an array of ${EXTENSIONS.join(', ')}`)
+  for (const name of value) {
+    if (!EXTENSIONS.includes(name)) throw new FST_TUS_INVALID_OPTION('extensions', `"${String(name)}" is not one of ${EXTENSIONS.join(', ')}`)
+    const needed = NEEDS[name as TusExtension]
+    if (needed !== undefined && !value.includes(needed)) throw new FST_TUS_INVALID_OPTION('extensions', `"${String(name)}" needs "${needed}"`)
+  }
+  // In the spec's order, whatever the order given, so that Tus-Extension is stable.
+  return Object.freeze(EXTENSIONS.filter((name) => value.includes(name)))
+}
+
+function expirationOption (value: unknown): number | false {
+  if (value === undefined) return 24 * 3600_000
+  if (value === false) return false
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new FST_TUS_INVALID_OPTION('expiration', 'must be a positive integer number of ms, or false')
+  }
+  return value
+}
+
+function corsOption (value: unknown): ResolvedTusOptions['cors'] {
+  if (value === undefined || value === false) return false
+  const valid = value === true || typeof value === 'string' || typeof value === 'function' ||
+    (Array.isArray(value) && value.length > 0 && value.every((origin) => typeof origin === 'string'))
+  if (!valid) throw new FST_TUS_INVALID_OPTION('cors', 'must be true (any origin), an origin, a list of origins, a function (origin) => boolean, or false')
+  return Array.isArray(value) ? Object.freeze([...value]) : value as ResolvedTusOptions['cors']
 }

@@ -1,9 +1,12 @@
 // The plugin: resolves options, opens the store, decorates the instance with
 // `tus` and registers the routes in their own encapsulated context.
+import { setMaxListeners } from 'node:events'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import cors from '@fastify/cors'
 import underPressure from '@fastify/under-pressure'
 import type { FastifyTusOptions, TusHookHandlers, TusHookName, TusServer, UploadRecord, WaitForFileOptions } from '../types/index'
+import { corsOptions } from './cors'
 import { Hooks } from './hooks'
 import { StoreJanitor } from './janitor'
 import { resolveOptions } from './options'
@@ -32,8 +35,9 @@ async function tus (app: FastifyInstance, input: FastifyTusOptions): Promise<voi
     app.log.warn('fastify-tus: the fallocate addon is not available; creation checks free space with statvfs instead')
   }
   const janitor = new StoreJanitor(store, hooks, options.janitor, app.log)
-  // Waits started through the app end when the app closes.
+  // Waits started through the app end when the app closes; any number may be pending.
   const closing = new AbortController()
+  setMaxListeners(0, closing.signal)
 
   app.addHook('onReady', async () => {
     hooks.seal()
@@ -58,6 +62,7 @@ async function tus (app: FastifyInstance, input: FastifyTusOptions): Promise<voi
   app.decorate('tus', server)
 
   await app.register(async (child) => {
+    if (options.cors !== false) await child.register(cors, corsOptions(options.cors))
     // An application that already sheds load with under-pressure covers these routes too.
     if (options.underPressure !== false && !child.hasDecorator('isUnderPressure')) {
       await child.register(underPressure, { ...options.underPressure })

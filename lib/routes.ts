@@ -4,11 +4,15 @@
 import { STATUS_CODES } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { ResolvedTusOptions, UploadMetadata, UploadRecord, WriteUploadInput, WriteUploadResult } from '../types/index'
+import type { ResolvedTusOptions, TusExtension, UploadMetadata, UploadRecord, WriteUploadInput, WriteUploadResult } from '../types/index'
 import {
   FST_TUS_CHUNK_TOO_LARGE,
+  FST_TUS_EXTENSION_DISABLED,
   FST_TUS_IDLE_TIMEOUT,
+  FST_TUS_INVALID_CHECKSUM,
+  FST_TUS_INVALID_CONCAT,
   FST_TUS_INVALID_CONTENT_TYPE,
+  FST_TUS_METHOD_NOT_ALLOWED,
   FST_TUS_UPLOAD_LENGTH_EXCEEDED,
   FST_TUS_UPLOAD_NOT_FOUND
 } from './errors'
@@ -16,7 +20,11 @@ import {
   TUS_CONTENT_TYPE,
   TUS_VERSION,
   checkTusResumable,
+  formatConcat,
   formatMetadata,
+  httpDate,
+  parseChecksum,
+  parseConcat,
   parseContentLength,
   parseCreationLength,
   parseMetadata,
@@ -25,6 +33,8 @@ import {
 } from './headers'
 import type { Hooks } from './hooks'
 import { ProgressThrottle } from './progress'
+import { CHECKSUM_ALGORITHMS } from './store/checksum'
+import { isFinal, isPartial } from './store/concat'
 import { isUploadId } from './store/ids'
 import type { FileStore } from './store/index'
 
@@ -34,16 +44,22 @@ export interface TusRoutesOptions {
   hooks: Hooks
 }
 
-const EXTENSIONS = 'creation,creation-with-upload,creation-defer-length'
 // Upload URLs are matched with a wildcard: a `:id` parameter longer than the
 // router's maxParamLength would be refused by Fastify itself, without the tus headers.
 const UPLOAD_URL = '/*'
+const OVERRIDABLE = new Set(['PATCH', 'DELETE', 'HEAD'])
+
+type Handler = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
 
 export async function tusRoutes (app: FastifyInstance, { options, store, hooks }: TusRoutesOptions): Promise<void> {
   const maxBytes = Number.isFinite(options.maxChunkSize) ? options.maxChunkSize : undefined
   // The full prefix of this context, the enclosing contexts' prefixes included.
   const base = app.prefix.endsWith('/') ? app.prefix.slice(0, -1) : app.prefix
   const progress = new ProgressThrottle(options.progressInterval)
+  const enabled = new Set<TusExtension>(options.extensions)
+  const requireExtension = (extension: TusExtension): void => {
+    if (!enabled.has(extension)) throw new FST_TUS_EXTENSION_DISABLED(extension)
+  }
 
   // Only tus bodies are read, and they stay streams: the store reads them straight into the data file.
   app.removeAllContentTypeParsers()
@@ -65,66 +81,135 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks }
   app.setNotFoundHandler(async () => { throw new FST_TUS_UPLOAD_NOT_FOUND() })
 
   app.options('/', async (_request, reply) => {
-    reply.header('Tus-Version', TUS_VERSION).header('Tus-Extension', EXTENSIONS)
+    reply.header('Tus-Version', TUS_VERSION).header('Tus-Extension', options.extensions.join(','))
     if (Number.isFinite(options.maxSize)) reply.header('Tus-Max-Size', options.maxSize)
+    if (enabled.has('checksum')) reply.header('Tus-Checksum-Algorithm', CHECKSUM_ALGORITHMS.join(','))
     reply.code(204).send()
   })
 
   app.post('/', async (request, reply) => {
+    requireExtension('creation')
     const { headers } = request
-    const length = parseCreationLength(headers['upload-length'], headers['upload-defer-length'])
+    const concat = headers['upload-concat'] === undefined ? undefined : concatOf(request)
+    const final = concat !== undefined && 'final' in concat
+    if (headers['upload-defer-length'] !== undefined) requireExtension('creation-defer-length')
+    // A final upload's length is the sum of its partials': the client must not send one.
+    if (final && (headers['upload-length'] !== undefined || headers['upload-defer-length'] !== undefined)) {
+      throw new FST_TUS_INVALID_CONCAT('a final upload takes no Upload-Length; it is the sum of its partial uploads')
+    }
+    const length = final ? null : parseCreationLength(headers['upload-length'], headers['upload-defer-length'])
     const body = request.body as Readable | undefined
+    if (body !== undefined) {
+      requireExtension('creation-with-upload')
+      if (final) throw new FST_TUS_INVALID_CONCAT('a final upload takes no data; it is made of its partial uploads')
+    }
     const contentLength = bodyLength(request)
+    const checksum = checksumOf(request)
     // Refused before anything exists, rather than creating an upload its first request overflows.
     if (body !== undefined && length !== null && contentLength !== undefined && contentLength > length) {
       throw new FST_TUS_UPLOAD_LENGTH_EXCEEDED(length)
     }
     const proposal = { length, metadata: parseMetadata(headers['upload-metadata'], options.maxMetadataSize) }
     const { metadata, serverMetadata } = await preCreate(request, proposal)
-    const record = await store.create({ length, metadata, serverMetadata })
+    const record = await store.create({
+      length,
+      metadata,
+      serverMetadata,
+      concat,
+      allowUnfinishedPartials: enabled.has('concatenation-unfinished')
+    })
     const log = withUploadId(request, reply, record.id)
-    log.info({ length, metadata }, 'upload created')
+    log.info({ length: record.length, metadata, concat: record.concat }, 'upload created')
     reply.header('Location', `${request.protocol}://${request.host}${base}/${record.id}`)
     await hooks.notify('tus:created', log, record.id, { ...record }, request)
-    if (record.finishedAt !== null) await completed(request, record)
+    // An empty upload, or a final upload whose partials were all finished, is handed over at once.
+    if (record.finishedAt !== null && !isPartial(record)) await completed(request, record)
+    let current = record
     if (body !== undefined) {
-      const result = await write(request, record.id, body, { offset: 0, maxBytes, contentLength })
-      reply.header('Upload-Offset', result.record.offset)
+      current = (await write(request, record.id, body, { offset: 0, maxBytes, contentLength, checksum })).record
+      reply.header('Upload-Offset', current.offset)
     }
+    expiresHeader(reply, current)
     reply.code(201).send()
   })
 
-  app.head(UPLOAD_URL, async (request, reply) => {
+  const headUpload: Handler = async (request, reply) => {
     const record = await store.get(uploadIdOf(request))
     await hooks.run('tus:preAccess', request, record)
-    reply.header('Cache-Control', 'no-store').header('Upload-Offset', record.offset)
+    reply.header('Cache-Control', 'no-store')
+    // A final upload has no offset to resume from until it is assembled.
+    if (!isFinal(record) || record.finishedAt !== null) reply.header('Upload-Offset', record.offset)
     if (record.length === null) reply.header('Upload-Defer-Length', '1')
     else reply.header('Upload-Length', record.length)
     const metadata = formatMetadata(record.metadata)
     if (metadata !== '') reply.header('Upload-Metadata', metadata)
+    if (record.concat !== null) reply.header('Upload-Concat', formatConcat(record.concat, base))
+    expiresHeader(reply, record)
     reply.code(200).send()
-  })
+  }
 
-  app.patch(UPLOAD_URL, {
-    onRequest: async (request) => {
-      const type = request.headers['content-type']
-      if (type === undefined || type.split(';')[0].trim().toLowerCase() !== TUS_CONTENT_TYPE) {
-        throw new FST_TUS_INVALID_CONTENT_TYPE(JSON.stringify(type ?? null))
-      }
-    }
-  }, async (request, reply) => {
+  const patchUpload: Handler = async (request, reply) => {
     const id = uploadIdOf(request)
     if (!isUploadId(id)) throw new FST_TUS_UPLOAD_NOT_FOUND()
     const { headers } = request
     const offset = parseUploadOffset(headers['upload-offset'])
     const length = parseUploadLength(headers['upload-length'])
     const contentLength = bodyLength(request)
+    const checksum = checksumOf(request)
     // The store reads the record under the lock; an extra read only when someone must check access first.
     if (hooks.has('tus:preAccess')) await hooks.run('tus:preAccess', request, await store.get(id))
     const body = request.body as Readable | undefined
-    const result = await write(request, id, body ?? null, { offset, length, maxBytes, contentLength })
-    reply.header('Upload-Offset', result.record.offset).code(204).send()
+    const { record } = await write(request, id, body ?? null, { offset, length, maxBytes, contentLength, checksum })
+    reply.header('Upload-Offset', record.offset)
+    expiresHeader(reply, record)
+    reply.code(204).send()
+  }
+
+  const deleteUpload: Handler = async (request, reply) => {
+    requireExtension('termination')
+    const record = await store.get(uploadIdOf(request))
+    await hooks.run('tus:preAccess', request, record)
+    await hooks.run('tus:preTerminate', request, record)
+    const terminated = await store.terminate(record.id)
+    request.log.info('upload terminated')
+    await hooks.notify('tus:terminated', request.log, record.id, terminated, request)
+    reply.code(204).send()
+  }
+
+  app.head(UPLOAD_URL, headUpload)
+  app.patch(UPLOAD_URL, { onRequest: async (request) => checkPatchContentType(request) }, patchUpload)
+  app.delete(UPLOAD_URL, deleteUpload)
+  // X-HTTP-Method-Override, for networks that let only GET and POST through.
+  app.post(UPLOAD_URL, async (request, reply) => {
+    const method = request.headers['x-http-method-override']
+    if (typeof method !== 'string' || !OVERRIDABLE.has(method)) throw new FST_TUS_METHOD_NOT_ALLOWED(JSON.stringify(method ?? null))
+    if (method === 'HEAD') return await headUpload(request, reply)
+    if (method === 'DELETE') return await deleteUpload(request, reply)
+    checkPatchContentType(request)
+    return await patchUpload(request, reply)
   })
+
+  function concatOf (request: FastifyRequest): NonNullable<UploadRecord['concat']> | undefined {
+    requireExtension('concatenation')
+    return parseConcat(request.headers['upload-concat'], `${request.protocol}://${request.host}`, base)
+  }
+
+  // Upload-Checksum as a header, or announced (`Trailer: Upload-Checksum`) and sent as a trailer.
+  function checksumOf (request: FastifyRequest): WriteUploadInput['checksum'] {
+    const header = parseChecksum(request.headers['upload-checksum'])
+    const trailer = (request.headers.trailer ?? '').toLowerCase().split(',').some((name) => name.trim() === 'upload-checksum')
+    if (header !== undefined) requireExtension('checksum')
+    if (!trailer) return header
+    requireExtension('checksum-trailer')
+    if (header !== undefined) throw new FST_TUS_INVALID_CHECKSUM('send it as a header or as a trailer, not both')
+    return () => parseChecksum(request.raw.trailers['upload-checksum'])
+  }
+
+  function expiresHeader (reply: FastifyReply, record: UploadRecord): void {
+    if (record.expiresAt !== null && record.finishedAt === null && options.expiration !== false) {
+      reply.header('Upload-Expires', httpDate(record.expiresAt))
+    }
+  }
 
   async function preCreate (request: FastifyRequest, proposal: { length: number | null, metadata: UploadMetadata }): Promise<{ metadata: UploadMetadata, serverMetadata: Record<string, unknown> }> {
     let { metadata } = proposal
@@ -154,12 +239,12 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks }
       throw error
     }
     request.log.debug({ offset: result.record.offset, written: result.written }, 'chunk written')
-    if (result.finished) await completed(request, result.record)
+    for (const record of result.handedOver) await completed(request, record)
     return result
   }
 
   async function completed (request: FastifyRequest, record: UploadRecord): Promise<void> {
-    request.log.info({ length: record.length, duration: record.duration }, 'upload completed')
+    request.log.info({ uploadId: record.id, length: record.length, duration: record.duration }, 'upload completed')
     await hooks.notify('tus:completed', request.log, record.id, record)
   }
 
@@ -193,6 +278,13 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks }
   }
 }
 
+function checkPatchContentType (request: FastifyRequest): void {
+  const type = request.headers['content-type']
+  if (type === undefined || type.split(';')[0].trim().toLowerCase() !== TUS_CONTENT_TYPE) {
+    throw new FST_TUS_INVALID_CONTENT_TYPE(JSON.stringify(type ?? null))
+  }
+}
+
 function uploadIdOf (request: FastifyRequest): string {
   return (request.params as { '*'?: string })['*'] ?? ''
 }
@@ -219,12 +311,13 @@ function sendError (error: FastifyError, request: FastifyRequest, reply: Fastify
   if (statusCode === 423) reply.header('Retry-After', '1')
   // A body left unread is not drained (it may be gigabytes): the connection ends with this answer.
   if (!request.raw.complete) reply.header('Connection', 'close')
-  const known = typeof error.code === 'string' && error.code.startsWith('FST_')
+  // A refusal (4xx, from the plugin or an application hook) is told as it is; an
+  // unexpected failure's message may name server paths, so it goes to the log only.
+  const told = statusCode < 500 || (typeof error.code === 'string' && error.code.startsWith('FST_'))
   reply.code(statusCode).send({
     statusCode,
-    code: known ? error.code : 'FST_TUS_INTERNAL',
-    error: STATUS_CODES[statusCode],
-    // Messages of unexpected errors may name server paths; they go to the log only.
-    message: known || statusCode < 500 ? error.message : 'Internal Server Error'
+    code: typeof error.code === 'string' && told ? error.code : (told ? 'FST_TUS_REFUSED' : 'FST_TUS_INTERNAL'),
+    error: statusCode === 460 ? 'Checksum Mismatch' : STATUS_CODES[statusCode] ?? 'Error',
+    message: told ? error.message : 'Internal Server Error'
   })
 }

@@ -10,8 +10,6 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
 import { TUS, send, type Response } from './helpers'
 
-type Assert = Test
-
 export const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex')
 
 export async function sha256File (file: string): Promise<string> {
@@ -63,7 +61,7 @@ export function waitForOnlyUpload (directory: string): Promise<string> {
 }
 
 /** A tus error answer: status, the FST_TUS_* code of the JSON body, and Tus-Resumable. */
-export function assertTusError (t: Assert, response: Response, statusCode: number, code: string, what = ''): void {
+export function assertTusError (t: Test, response: Response, statusCode: number, code: string, what = ''): void {
   t.equal(response.statusCode, statusCode, `${what} status ${statusCode}`)
   t.equal(response.headers['tus-resumable'], '1.0.0', `${what} Tus-Resumable on the error`)
   let body: { code?: string } = {}
@@ -72,7 +70,7 @@ export function assertTusError (t: Assert, response: Response, statusCode: numbe
 }
 
 /** HEAD of an upload: checks the answer and returns its Upload-Offset. */
-export async function headOffset (t: Assert, url: string): Promise<number> {
+export async function headOffset (t: Test, url: string): Promise<number> {
   const response = await send(url, 'HEAD', TUS)
   t.equal(response.statusCode, 200, 'HEAD 200')
   t.equal(response.headers['tus-resumable'], '1.0.0', 'HEAD carries Tus-Resumable')
@@ -100,7 +98,7 @@ export interface ExpectedUpload {
  * byte for byte; a record with offset == length, finishedAt and the metadata
  * decoded as UTF-8; nothing of it left in the in-progress directory.
  */
-export async function assertCompleted (t: Assert, server: { directory: string, completedDir: string }, expected: ExpectedUpload): Promise<void> {
+export async function assertCompleted (t: Test, server: { directory: string, completedDir: string }, expected: ExpectedUpload): Promise<void> {
   const dataPath = path.join(server.completedDir, expected.id)
   t.equal((await stat(dataPath)).size, expected.length, 'finished file has the upload length')
   t.equal(await sha256File(dataPath), expected.sha256, 'finished file is byte-identical to the source (sha256)')

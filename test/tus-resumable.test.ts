@@ -6,7 +6,7 @@ import t from 'tap'
 import { TUS, create, patch, send, startServer } from './helpers'
 import { OCTET, assertError, listTree, pathOf, rawRequest } from './protocol-helpers'
 
-const EXTENSIONS = 'creation,creation-with-upload,creation-defer-length'
+const EXTENSIONS = 'creation,creation-with-upload,creation-defer-length,termination,checksum,checksum-trailer,expiration,concatenation,concatenation-unfinished'
 
 t.test('OPTIONS answers 204 with Tus-Version and Tus-Extension, without Tus-Resumable', async (t) => {
   const server = await startServer(t)

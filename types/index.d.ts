@@ -40,6 +40,12 @@ declare namespace fastifyTus {
     progressInterval?: number
     /** Cleanup of abandoned and old uploads, or `false` to never schedule it. */
     janitor?: JanitorOptions | false
+    /** The tus extensions to offer, advertised in Tus-Extension. Default: all of them. */
+    extensions?: TusExtension[]
+    /** An unfinished upload expires after this many ms without a write (Upload-Expires, then 410), or `false`. Default `86400000` (24 h). */
+    expiration?: number | false
+    /** CORS for browser clients: `true` for any origin, an origin, a list of origins, or a function deciding per origin. Default `false`. */
+    cors?: boolean | string | string[] | ((origin: string) => boolean | Promise<boolean>)
     /** Options for @fastify/under-pressure on the tus routes, or `false` for none. Default `{ maxEventLoopDelay: 1000 }`. */
     underPressure?: FastifyUnderPressureOptions | false
   }
@@ -60,7 +66,18 @@ declare namespace fastifyTus {
     readonly hooks: Readonly<TusHooksOption>
     readonly progressInterval: number
     readonly janitor: Readonly<Required<JanitorOptions>> | false
+    readonly extensions: readonly TusExtension[]
+    /** `false` when the expiration extension is off. */
+    readonly expiration: number | false
+    readonly cors: false | true | string | readonly string[] | ((origin: string) => boolean | Promise<boolean>)
   }
+
+  export type TusExtension =
+    | 'creation' | 'creation-with-upload' | 'creation-defer-length' | 'termination' | 'checksum'
+    | 'checksum-trailer' | 'expiration' | 'concatenation' | 'concatenation-unfinished'
+
+  /** Upload-Checksum algorithms. */
+  export type ChecksumAlgorithm = 'sha1' | 'sha256' | 'sha512' | 'md5'
 
   export interface JanitorOptions {
     /** Time between two scheduled runs, in ms. Default `900000` (15 min). */
@@ -187,9 +204,19 @@ declare namespace fastifyTus {
   }
 
   export interface CreateUploadInput {
+    /** Ignored for a final upload, whose length is the sum of its partial uploads'. */
     length: number | null
     metadata?: UploadMetadata
     serverMetadata?: Record<string, unknown>
+    /** A partial upload, or a final upload made of these partial uploads (ids). */
+    concat?: { partial: true } | { final: string[] }
+    /** Let a final upload be created before all its partial uploads are finished. Default `false`. */
+    allowUnfinishedPartials?: boolean
+  }
+
+  export interface Checksum {
+    algorithm: ChecksumAlgorithm
+    digest: Buffer
   }
 
   export interface WriteUploadInput {
@@ -203,14 +230,18 @@ declare namespace fastifyTus {
     contentLength?: number
     /** Called each time written bytes are durable and recorded (during long writes and at the end). */
     onProgress?: (record: UploadRecord) => void
+    /** The body's expected digest, or a function giving it once the body has ended (an HTTP trailer). A mismatch discards the whole body. */
+    checksum?: Checksum | (() => Checksum | undefined)
   }
 
   export interface WriteUploadResult {
     record: UploadRecord
     /** Bytes of this request now durable and recorded. */
     written: number
-    /** True when this write finished the upload and it is now in completedDir. */
+    /** True when this write received the upload's last byte. */
     finished: boolean
+    /** The uploads this write handed over to completedDir: this one, or the final upload a finished partial completed. */
+    handedOver: UploadRecord[]
   }
 
   /** The filesystem store: records, data files, locks. Knows nothing of HTTP. */
@@ -223,6 +254,8 @@ declare namespace fastifyTus {
     get (id: string): Promise<UploadRecord>
     /** Appends a stream to an upload under its lock, finishing it when the last byte is durable. */
     write (id: string, source: Readable | null, input: WriteUploadInput): Promise<WriteUploadResult>
+    /** Deletes an upload, in progress or finished and unclaimed; resolves with its last record. */
+    terminate (id: string): Promise<UploadRecord>
   }
 
   /** `app.tus`: the public face of the plugin. */

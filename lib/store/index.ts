@@ -1,25 +1,29 @@
-// The filesystem store: one data file and one record per upload, moved to
+// The filesystem store: one data file and one record per upload, handed over to
 // completedDir when the last byte is durable. It knows nothing of HTTP; all
 // coordination between processes is flock, atomic renames and the record.
-import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises'
+import { link, open, stat, unlink, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { CreateUploadInput, TusStore, UploadRecord, WriteUploadInput, WriteUploadResult } from '../../types/index'
 import {
   FST_TUS_CHUNK_TOO_LARGE,
+  FST_TUS_CONCAT_FINAL_PATCH,
   FST_TUS_INSUFFICIENT_STORAGE,
   FST_TUS_INVALID_OPTION,
   FST_TUS_MAX_SIZE_EXCEEDED,
   FST_TUS_OFFSET_MISMATCH,
   FST_TUS_REQUEST_ABORTED,
   FST_TUS_SUPERSEDED,
+  FST_TUS_UPLOAD_EXPIRED,
   FST_TUS_UPLOAD_LENGTH_ALREADY_SET,
   FST_TUS_UPLOAD_LENGTH_EXCEEDED,
   FST_TUS_UPLOAD_LENGTH_TOO_SMALL,
   FST_TUS_UPLOAD_LOCKED,
   FST_TUS_UPLOAD_NOT_FOUND
 } from '../errors'
+import { ChecksumVerifier } from './checksum'
+import { Concatenation, isFinal, isPartial } from './concat'
 import { Directory } from './directory'
 import { isUploadId, newUploadId } from './ids'
 import { tryLock } from './lock'
@@ -35,6 +39,8 @@ export interface FileStoreOptions {
   maxSize: number
   fsync: boolean
   preallocate: boolean
+  /** ms without a write after which an unfinished upload expires, or false. */
+  expiration: number | false
   /** During a long write, make bytes durable and record the offset every this many bytes. */
   checkpointBytes?: number
   /** How long a write waits for a superseded writer in this process to let go. */
@@ -48,6 +54,11 @@ interface ActiveWrite {
   released: Promise<void>
 }
 
+interface Writer {
+  release: () => void
+  streaming: (on: boolean) => void
+}
+
 // Writers of this process, by data file path: a request for an upload whose
 // previous request is still streaming (the client reconnected before the server
 // saw the old socket die) stops that request instead of waiting for it.
@@ -55,30 +66,33 @@ const activeWrites = new Map<string, ActiveWrite>()
 
 const DISK_FULL = new Set(['ENOSPC', 'EDQUOT', 'EFBIG'])
 const isDiskFull = (error: unknown): boolean => DISK_FULL.has((error as { code?: string } | undefined)?.code ?? '')
+const storageError = (error: unknown): unknown => isDiskFull(error) ? new FST_TUS_INSUFFICIENT_STORAGE() : error
 // Data given back on a full disk so that the record can still be written.
 const RECORD_ROOM = 64 * 1024
 
 export class FileStore implements TusStore {
   readonly directory: string
   readonly completedDir: string
-  private readonly uploads: Directory
-  private readonly completed: Directory
+  readonly uploads: Directory
+  readonly completed: Directory
   private readonly checkpointBytes: number
   private readonly takeoverTimeout: number
+  private readonly concatenation: Concatenation
 
-  constructor (private readonly options: FileStoreOptions) {
+  constructor (readonly options: FileStoreOptions) {
     this.directory = options.directory
     this.completedDir = options.completedDir
     this.uploads = new Directory(options.directory)
     this.completed = new Directory(options.completedDir)
     this.checkpointBytes = options.checkpointBytes ?? 64 * 1024 * 1024
     this.takeoverTimeout = options.takeoverTimeout ?? 2000
+    this.concatenation = new Concatenation(this)
   }
 
   async open (): Promise<void> {
     await this.uploads.open(this.options.directoryMode)
     await this.completed.open(this.options.directoryMode)
-    // Finishing is a rename, which cannot cross filesystems.
+    // Hand-over links the data into completedDir, which cannot cross filesystems.
     const [uploads, completed] = await Promise.all([stat(this.directory), stat(this.completedDir)])
     if (uploads.dev !== completed.dev) {
       await this.close()
@@ -92,40 +106,40 @@ export class FileStore implements TusStore {
   }
 
   async create (input: CreateUploadInput): Promise<UploadRecord> {
-    const { length } = input
+    const partials = input.concat !== undefined && 'final' in input.concat
+      ? await this.concatenation.partials(input.concat.final, input.allowUnfinishedPartials === true)
+      : undefined
+    const length = partials !== undefined ? partials.reduce((sum, partial) => sum + partial.length!, 0) : input.length
     if (length !== null && length > this.options.maxSize) throw new FST_TUS_MAX_SIZE_EXCEEDED(this.options.maxSize)
-    const now = new Date().toISOString()
+    const now = Date.now()
     const record: UploadRecord = {
       id: newUploadId(),
       metadata: input.metadata ?? Object.create(null),
       serverMetadata: input.serverMetadata ?? {},
       length,
       offset: 0,
-      createdAt: now,
-      lastWrite: now,
+      createdAt: new Date(now).toISOString(),
+      lastWrite: new Date(now).toISOString(),
       finishedAt: null,
       duration: null,
-      expiresAt: null,
-      concat: null
+      expiresAt: this.expiryFrom(now),
+      concat: input.concat ?? null
     }
     const dataPath = path.join(this.directory, record.id)
     const handle = await open(dataPath, 'wx', 0o644)
     try {
       if (length !== null && length > 0 && this.options.preallocate) await reserve(handle.fd, this.directory, length)
-    } catch (error) {
-      await handle.close()
-      await unlink(dataPath)
-      throw isDiskFull(error) ? new FST_TUS_INSUFFICIENT_STORAGE() : error
-    }
-    await handle.close()
-    try {
       // The directory fsync in writeRecord also makes the new data file's name durable.
       await writeRecord(this.uploads, record, this.options.fsync)
     } catch (error) {
       await unlink(dataPath)
-      throw isDiskFull(error) ? new FST_TUS_INSUFFICIENT_STORAGE() : error
+      throw storageError(error)
+    } finally {
+      await handle.close()
     }
-    if (length === 0) await this.finish(record)
+    if (partials !== undefined) return await this.concatenation.created(record, partials)
+    // Nobody else knows the id yet: no lock needed to finish an empty upload.
+    if (length === 0) await this.complete(record)
     return record
   }
 
@@ -134,36 +148,66 @@ export class FileStore implements TusStore {
     // In progress first: a finishing upload has its completed record before it loses this one.
     const record = await readRecord(this.directory, id) ?? await readRecord(this.completedDir, id)
     if (record === undefined) throw new FST_TUS_UPLOAD_NOT_FOUND()
+    if (this.isExpired(record, Date.now())) throw new FST_TUS_UPLOAD_EXPIRED()
     return record
   }
 
   async write (id: string, source: Readable | null, input: WriteUploadInput): Promise<WriteUploadResult> {
     if (!isUploadId(id)) throw new FST_TUS_UPLOAD_NOT_FOUND()
     const dataPath = path.join(this.directory, id)
-    let handle: FileHandle
-    try {
-      handle = await open(dataPath, 'r+')
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
-      return await this.writeFinished(id, source, input)
-    }
+    const handle = await openIfPresent(dataPath, 'r+')
+    if (handle === undefined) return await this.writeFinished(id, source, input)
     let release = (): void => {}
     try {
       const writer = await this.lock(handle, dataPath, source)
       release = writer.release
       const record = await readRecord(this.directory, id)
-      // No record beside the data: it was finished (and moved) while we waited, or never created.
+      // No record beside the data: it was handed over while we waited for the lock.
       if (record === undefined) return await this.writeFinished(id, source, input)
       return await this.writeLocked(handle, record, source, input, writer)
     } catch (error) {
-      throw isDiskFull(error) ? new FST_TUS_INSUFFICIENT_STORAGE() : error
+      throw storageError(error)
     } finally {
       await handle.close()
       release()
     }
   }
 
-  private async lock (handle: FileHandle, dataPath: string, source: Readable | null): Promise<{ release: () => void, streaming: (on: boolean) => void }> {
+  async terminate (id: string): Promise<UploadRecord> {
+    if (!isUploadId(id)) throw new FST_TUS_UPLOAD_NOT_FOUND()
+    const dataPath = path.join(this.directory, id)
+    const handle = await openIfPresent(dataPath, 'r')
+    if (handle !== undefined) {
+      let release = (): void => {}
+      try {
+        // A request still streaming into the upload in this process is stopped first.
+        release = (await this.lock(handle, dataPath, null)).release
+        const record = await readRecord(this.directory, id)
+        if (record !== undefined) {
+          await this.removeFiles(this.directory, id)
+          await this.concatenation.unlinked(id)
+          return record
+        }
+      } finally {
+        await handle.close()
+        release()
+      }
+    }
+    // Finished and waiting in completedDir: refused while a worker has claimed it.
+    const finished = await openIfPresent(path.join(this.completedDir, id), 'r')
+    if (finished === undefined) throw new FST_TUS_UPLOAD_NOT_FOUND()
+    try {
+      if (!await tryLock(finished.fd)) throw new FST_TUS_UPLOAD_LOCKED()
+      const record = await readRecord(this.completedDir, id)
+      if (record === undefined) throw new FST_TUS_UPLOAD_NOT_FOUND()
+      await this.removeFiles(this.completedDir, id)
+      return record
+    } finally {
+      await finished.close()
+    }
+  }
+
+  private async lock (handle: FileHandle, dataPath: string, source: Readable | null): Promise<Writer> {
     const deadline = Date.now() + this.takeoverTimeout
     while (!await tryLock(handle.fd)) {
       const active = activeWrites.get(dataPath)
@@ -187,26 +231,29 @@ export class FileStore implements TusStore {
     }
   }
 
-  private async writeLocked (
-    handle: FileHandle,
-    record: UploadRecord,
-    source: Readable | null,
-    input: WriteUploadInput,
-    writer: { streaming: (on: boolean) => void }
-  ): Promise<WriteUploadResult> {
+  private async writeLocked (handle: FileHandle, record: UploadRecord, source: Readable | null, input: WriteUploadInput, writer: Writer): Promise<WriteUploadResult> {
+    if (isFinal(record)) throw new FST_TUS_CONCAT_FINAL_PATCH()
+    if (this.isExpired(record, Date.now())) throw new FST_TUS_UPLOAD_EXPIRED()
     if (input.offset !== record.offset) throw new FST_TUS_OFFSET_MISMATCH(input.offset, record.offset)
+    if (record.finishedAt !== null) {
+      // Complete but not handed over (a crash, or a partial waiting for its final): an empty PATCH takes it up again.
+      return { record, written: 0, finished: true, handedOver: await this.complete(record) }
+    }
     const lengthChanged = this.applyLength(record, input.length)
     const { limit, overLimit } = this.limitOf(record, input.maxBytes)
     if (input.contentLength !== undefined && input.contentLength > limit) throw overLimit()
 
     const start = record.offset
-    const checkpoints = new Checkpoints(this.checkpointBytes, async (written) => {
+    const verifier = input.checksum !== undefined ? new ChecksumVerifier(input.checksum) : undefined
+    // A checksummed body counts only once verified whole: no offset is recorded before its end.
+    const checkpoints = new Checkpoints(verifier === undefined ? this.checkpointBytes : Infinity, async (written) => {
       if (this.options.fsync) await handle.datasync()
-      const checkpoint = { ...record, offset: start + written, lastWrite: new Date().toISOString() }
+      const now = Date.now()
+      const checkpoint = { ...record, offset: start + written, lastWrite: new Date(now).toISOString(), expiresAt: this.expiryFrom(now) }
       await writeRecord(this.uploads, checkpoint, this.options.fsync)
       input.onProgress?.(checkpoint)
     })
-    const sink = new UploadSink(handle.fd, start, limit, overLimit, (written) => checkpoints.reached(written))
+    const sink = new UploadSink(handle.fd, start, limit, overLimit, (written) => checkpoints.reached(written), verifier)
     let streamError: unknown
     if (source !== null) {
       writer.streaming(true)
@@ -219,6 +266,20 @@ export class FileStore implements TusStore {
       await sink.idle()
     }
 
+    if (verifier !== undefined) {
+      if (streamError === undefined) {
+        try {
+          verifier.verify()
+        } catch (error) {
+          streamError = error
+        }
+      }
+      if (streamError !== undefined) {
+        await this.discard(handle, record, start)
+        throw this.streamFailure(streamError)
+      }
+    }
+
     // Whatever ended the stream, the bytes that arrived are made durable and recorded.
     let written = sink.written
     if (isDiskFull(streamError) && written > 0) {
@@ -227,17 +288,22 @@ export class FileStore implements TusStore {
       await handle.truncate(start + written)
     }
     await checkpoints.settled()
+    const finished = record.length === record.offset + written
+    let handedOver: UploadRecord[] = []
     if (written > 0 || lengthChanged) {
       if (this.options.fsync && written > 0) await handle.datasync()
+      const now = Date.now()
       record.offset += written
-      record.lastWrite = new Date().toISOString()
+      record.lastWrite = new Date(now).toISOString()
+      record.expiresAt = this.expiryFrom(now)
+      // The last byte: the record that says so is also the one that commits the hand-over.
+      if (finished) await this.prepareFinish(record)
       await writeRecord(this.uploads, record, this.options.fsync)
       input.onProgress?.({ ...record })
+      if (finished) handedOver = await this.afterFinish(record)
     }
-    const finished = record.length === record.offset
-    if (finished) await this.finish(record)
     if (streamError !== undefined) throw this.streamFailure(streamError)
-    return { record, written, finished }
+    return { record, written, finished, handedOver }
   }
 
   // The length of a deferred upload, set by a later PATCH.
@@ -273,32 +339,96 @@ export class FileStore implements TusStore {
     return new FST_TUS_REQUEST_ABORTED()
   }
 
-  // A write to an upload that is already finished (or gone): only a matching, empty request succeeds.
+  // A body that cannot count (its checksum failed, or could not be checked):
+  // the file goes back to what it was, preallocation included.
+  private async discard (handle: FileHandle, record: UploadRecord, start: number): Promise<void> {
+    await handle.truncate(start)
+    if (this.options.preallocate && record.length !== null && record.length > start) await reserve(handle.fd, this.directory, record.length)
+  }
+
+  // A write to an upload that is already handed over (or gone): only a matching, empty request succeeds.
   private async writeFinished (id: string, source: Readable | null, input: WriteUploadInput): Promise<WriteUploadResult> {
     const record = await readRecord(this.completedDir, id)
     if (record === undefined) throw new FST_TUS_UPLOAD_NOT_FOUND()
+    if (isFinal(record)) throw new FST_TUS_CONCAT_FINAL_PATCH()
     if (input.offset !== record.offset) throw new FST_TUS_OFFSET_MISMATCH(input.offset, record.offset)
     const overLimit = (): Error => new FST_TUS_UPLOAD_LENGTH_EXCEEDED(record.length)
     if (input.contentLength !== undefined && input.contentLength > 0) throw overLimit()
     // A body of unknown length: refused at its first byte, without touching any file.
     if (source !== null) await pump(source, new UploadSink(-1, 0, 0, overLimit, () => {}))
-    return { record, written: 0, finished: false }
+    return { record, written: 0, finished: true, handedOver: [] }
   }
 
-  /** Hands a durable, complete upload over to completedDir, unless beforeFinish refuses it (then it is deleted). The caller holds its lock. */
-  async finish (record: UploadRecord): Promise<void> {
-    if (this.options.beforeFinish !== undefined) {
-      try {
-        await this.options.beforeFinish({ ...record })
-      } catch (error) {
-        await this.removeFiles(this.directory, record.id)
-        throw error
-      }
+  /**
+   * The upload's last byte is durable and recorded: a partial waits for its
+   * final, anything else is handed over. Resolves with the uploads handed over.
+   * The caller holds the upload's lock, or is its only user.
+   */
+  async complete (record: UploadRecord): Promise<UploadRecord[]> {
+    if (record.finishedAt === null) {
+      await this.prepareFinish(record)
+      await writeRecord(this.uploads, record, this.options.fsync)
     }
-    await this.handOver(record)
+    return await this.afterFinish(record)
   }
 
-  /** Deletes an upload's record, then its data (a record never names missing data for long), durably. */
+  // Before the record that says "finished" is written: the hook may still refuse,
+  // and the data gets its durable name in completedDir (a hard link).
+  private async prepareFinish (record: UploadRecord): Promise<void> {
+    if (!isPartial(record)) {
+      if (this.options.beforeFinish !== undefined) {
+        try {
+          await this.options.beforeFinish({ ...record })
+        } catch (error) {
+          await this.removeFiles(this.directory, record.id)
+          throw error
+        }
+      }
+      try {
+        await link(path.join(this.directory, record.id), path.join(this.completedDir, record.id))
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error // a finish taken up again
+      }
+      if (this.options.fsync) await this.completed.sync()
+    }
+    const finishedAt = Date.now()
+    record.finishedAt = new Date(finishedAt).toISOString()
+    record.duration = finishedAt - Date.parse(record.createdAt)
+    if (!isPartial(record)) record.expiresAt = null
+  }
+
+  private async afterFinish (record: UploadRecord): Promise<UploadRecord[]> {
+    if (isPartial(record)) return await this.concatenation.partialFinished(record)
+    return await this.publish(record) ? [record] : []
+  }
+
+  // Hand-over, once the in-progress record says finished: the record appears in
+  // completedDir (from then on a worker may claim it), then the in-progress
+  // record and data name go, in that order. A directory fsync (another
+  // upload's included) persists every earlier change in it, so whenever the
+  // power goes, a durable record has its data under a durable name, and a
+  // finished in-progress record whose completed data is gone was delivered.
+  private async publish (record: UploadRecord): Promise<boolean> {
+    const completedData = await stat(path.join(this.completedDir, record.id)).then(() => true, () => false)
+    const published = completedData && await readRecord(this.completedDir, record.id) === undefined
+    if (published) await writeRecord(this.completed, record, this.options.fsync)
+    await unlinkIfPresent(path.join(this.directory, recordName(record.id)))
+    await unlinkIfPresent(path.join(this.directory, record.id))
+    if (this.options.fsync) await this.uploads.sync()
+    return published
+  }
+
+  /** Assembles a final upload whose partials are all finished; resolves with it when this call handed it over. Call without holding its lock. */
+  async assemble (finalId: string): Promise<UploadRecord | undefined> {
+    return await this.concatenation.assemble(finalId)
+  }
+
+  /** A partial upload is gone: no final waits for it any more. */
+  async forgetPartial (partialId: string): Promise<void> {
+    await this.concatenation.unlinked(partialId)
+  }
+
+  /** Deletes an upload's record, then its data (a record never names missing data), durably. True when the record was there. */
   async removeFiles (directory: string, id: string): Promise<boolean> {
     const removed = await unlinkIfPresent(path.join(directory, recordName(id)))
     await unlinkIfPresent(path.join(directory, id))
@@ -306,34 +436,22 @@ export class FileStore implements TusStore {
     return removed
   }
 
-  // Hand-over: data to completedDir first, then its record, then the in-progress
-  // record goes; at every instant one record names the upload and its data exists.
-  private async handOver (record: UploadRecord): Promise<void> {
-    stampFinished(record)
-    await rename(path.join(this.directory, record.id), path.join(this.completedDir, record.id))
-    if (this.options.fsync) await this.completed.sync()
-    await this.recordHandOver(record)
+  isExpired (record: UploadRecord, now: number): boolean {
+    return this.options.expiration !== false && record.finishedAt === null && record.expiresAt !== null && Date.parse(record.expiresAt) <= now
   }
 
-  private async recordHandOver (record: UploadRecord): Promise<void> {
-    await writeRecord(this.completed, record, this.options.fsync)
-    await unlinkIfPresent(path.join(this.directory, recordName(record.id)))
-    if (this.options.fsync) await this.uploads.sync()
-  }
-
-  /** Ends a hand-over cut short after its data reached completedDir. The caller holds the lock; `record` becomes the finished record. */
-  async completeHandOver (record: UploadRecord): Promise<void> {
-    const finished = await readRecord(this.completedDir, record.id)
-    if (finished === undefined) stampFinished(record)
-    else Object.assign(record, finished)
-    await this.recordHandOver(record)
+  private expiryFrom (now: number): string | null {
+    return this.options.expiration === false ? null : new Date(now + this.options.expiration).toISOString()
   }
 }
 
-function stampFinished (record: UploadRecord): void {
-  const finishedAt = new Date()
-  record.finishedAt = finishedAt.toISOString()
-  record.duration = finishedAt.getTime() - Date.parse(record.createdAt)
+export async function openIfPresent (file: string, flags: string): Promise<FileHandle | undefined> {
+  try {
+    return await open(file, flags)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw error
+  }
 }
 
 /** True when the file was there to delete. */

@@ -13,3 +13,10 @@ export function tryLock (fd: number): Promise<boolean> {
     })
   })
 }
+
+/** Waits for the lock, for work that every contender must see done once (assembling a final upload). */
+export function lock (fd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    flock(fd, 'ex', (error) => { if (error === null) resolve(); else reject(error) })
+  })
+}

@@ -3,6 +3,7 @@
 // from the Writable machinery. Counts only bytes the kernel accepted.
 import { writev } from 'node:fs'
 import { Writable } from 'node:stream'
+import type { ChecksumVerifier } from './checksum'
 
 export class UploadSink extends Writable {
   /** Bytes written to the file so far. */
@@ -14,7 +15,8 @@ export class UploadSink extends Writable {
     private readonly start: number,
     private readonly limit: number,
     private readonly overLimit: () => Error,
-    private readonly onWritten: (written: number) => void
+    private readonly onWritten: (written: number) => void,
+    private readonly verifier?: ChecksumVerifier
   ) {
     super({ highWaterMark: 1024 * 1024 })
   }
@@ -50,6 +52,8 @@ export class UploadSink extends Writable {
       callback(excess)
       return
     }
+    // Hashed as it goes to disk: the digest covers exactly the bytes written.
+    this.verifier?.update(buffers)
     this.inflight = new Promise((resolve) => {
       this.writeAll(buffers, (error) => {
         this.inflight = undefined

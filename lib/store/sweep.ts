@@ -8,6 +8,7 @@ import type { JanitorReport, UploadRecord } from '../../types/index'
 import { isUploadId } from './ids'
 import { FileStore, unlinkIfPresent } from './index'
 import { tryLock } from './lock'
+import { isFinal, isPartial, linkName } from './concat'
 import { readRecord, recordName } from './record'
 
 export interface SweepPolicy {
@@ -25,16 +26,18 @@ export interface SweepResult {
 }
 
 const RECORD = /^(.+)\.meta$/
+const LINK_SUFFIX = linkName('')
 
-interface Listing { records: string[], data: string[], temporary: string[] }
+interface Listing { records: string[], data: string[], temporary: string[], links: string[] }
 
 async function list (directory: string): Promise<Listing> {
-  const listing: Listing = { records: [], data: [], temporary: [] }
+  const listing: Listing = { records: [], data: [], temporary: [], links: [] }
   for (const name of await readdir(directory)) {
     const record = RECORD.exec(name)?.[1]
     if (record !== undefined && isUploadId(record)) listing.records.push(record)
     else if (isUploadId(name)) listing.data.push(name)
     else if (name.startsWith('.') && name.endsWith('.tmp')) listing.temporary.push(name)
+    else if (name.endsWith(LINK_SUFFIX) && isUploadId(name.slice(0, -LINK_SUFFIX.length))) listing.links.push(name)
   }
   return listing
 }
@@ -51,7 +54,9 @@ export async function sweep (store: FileStore, policy: SweepPolicy): Promise<Swe
   for (const [directory, listing] of [[store.directory, uploads], [store.completedDir, completed]] as const) {
     const withRecord = new Set(listing.records)
     await pass.each(listing.data.filter((id) => !withRecord.has(id)), (id) => pass.sweepOrphanedData(directory, id))
-    await pass.each(listing.temporary, (name) => pass.sweepTemporary(directory, name))
+    // Links of partial uploads that are gone go the way of temporary records.
+    const goneLinks = listing.links.filter((name) => !withRecord.has(name.slice(0, -LINK_SUFFIX.length)))
+    await pass.each([...listing.temporary, ...goneLinks], (name) => pass.sweepTemporary(directory, name))
   }
   return result
 }
@@ -76,48 +81,46 @@ class Pass {
   async sweepUpload (id: string): Promise<void> {
     const { store, policy } = this
     const handle = await openLocked(path.join(store.directory, id))
-    if (handle === 'missing') return await this.sweepHandOver(id)
     if (handle === 'busy') return
+    if (handle === 'missing') {
+      // Records go before their data, so a record without data lost it to something else.
+      const recordPath = path.join(store.directory, recordName(id))
+      if (await this.oldEnough(recordPath) && await unlinkIfPresent(recordPath)) this.report.orphanedMeta.push(id)
+      return
+    }
+    let assemble = false
     try {
       const record = await readRecord(store.directory, id)
-      if (record === undefined) return // finished or deleted while we took the lock
-      if (record.length !== null && record.offset === record.length) {
-        // A complete upload that was never handed over (a crash in between): finish it now.
-        await store.finish(record)
-        this.report.finalized.push(id)
-        this.result.finished.push(record)
-      } else if (record.expiresAt !== null && Date.parse(record.expiresAt) <= policy.now) {
-        if (await store.removeFiles(store.directory, id)) this.report.expired.push(id)
+      if (record === undefined) return // handed over or deleted while we took the lock
+      const complete = record.length !== null && record.offset === record.length
+      if (store.isExpired(record, policy.now)) {
+        if (await this.remove(record)) this.report.expired.push(id)
+      } else if (complete && !isPartial(record)) {
+        // Its last byte is durable but it was never handed over (a crash in between): hand it over now.
+        this.handedOver(await store.complete(record))
       } else if (policy.now - Date.parse(record.lastWrite) > policy.staleUploadAge) {
-        if (await store.removeFiles(store.directory, id)) this.report.stale.push(id)
+        if (await this.remove(record)) this.report.stale.push(id)
+      } else if (isFinal(record)) {
+        assemble = true // its partials may all be finished, and a crash came before it was assembled
       }
     } finally {
       await handle.close()
+    }
+    // Assembling takes the final's lock itself.
+    if (assemble) this.handedOver([await store.assemble(id)].filter((final) => final !== undefined))
+  }
+
+  private handedOver (records: UploadRecord[]): void {
+    for (const record of records) {
+      this.report.finalized.push(record.id)
+      this.result.finished.push(record)
     }
   }
 
-  // A record whose data is gone from the uploads directory: a hand-over cut short
-  // (the data is in completedDir), or a record that lost its data.
-  private async sweepHandOver (id: string): Promise<void> {
-    const { store } = this
-    const handle = await openLocked(path.join(store.completedDir, id))
-    if (handle === 'busy') return
-    if (handle === 'missing') {
-      if (await this.oldEnough(path.join(store.directory, recordName(id))) &&
-          await unlinkIfPresent(path.join(store.directory, recordName(id)))) {
-        this.report.orphanedMeta.push(id)
-      }
-      return
-    }
-    try {
-      const record = await readRecord(store.directory, id)
-      if (record === undefined) return // the hand-over finished while we took the lock
-      await store.completeHandOver(record)
-      this.report.finalized.push(id)
-      this.result.finished.push(record)
-    } finally {
-      await handle.close()
-    }
+  private async remove (record: UploadRecord): Promise<boolean> {
+    const removed = await this.store.removeFiles(this.store.directory, record.id)
+    if (isPartial(record)) await this.store.forgetPartial(record.id)
+    return removed
   }
 
   async sweepCompleted (id: string): Promise<void> {

@@ -32,7 +32,8 @@ function missingPrerequisite (): string | undefined {
   // powercutfs imports Debian's fusepy, or upstream's module of the same code named fuse.
   const probe = spawnSync(PYTHON, ['-c', 'import importlib.util as u, sys; sys.exit(0 if u.find_spec("fusepy") or u.find_spec("fuse") else 1)'], { encoding: 'utf8' })
   if (probe.error !== undefined || probe.status !== 0) {
-    return `powercut test needs Debian's python3-fusepy for ${PYTHON}: run "apt-get update && apt-get install -y python3-fusepy" (${probe.error?.message ?? probe.stderr.trim()})`
+    const detail = probe.error?.message ?? probe.stderr.trim()
+    return `powercut test needs Debian's python3-fusepy for ${PYTHON}: run "apt-get update && apt-get install -y python3-fusepy"${detail === '' ? '' : ` (${detail})`}`
   }
   return undefined
 }

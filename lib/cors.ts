@@ -1,0 +1,38 @@
+// CORS for browser tus clients, through @fastify/cors in the tus routes' own
+// context: preflights allow the tus request headers, answers expose the tus ones.
+import type { FastifyCorsOptions } from '@fastify/cors'
+import type { ResolvedTusOptions } from '../types/index'
+
+const ALLOWED_HEADERS = [
+  'Authorization', 'Content-Type', 'Tus-Resumable', 'Upload-Length', 'Upload-Offset', 'Upload-Metadata',
+  'Upload-Defer-Length', 'Upload-Concat', 'Upload-Checksum', 'X-HTTP-Method-Override', 'X-Requested-With'
+]
+const EXPOSED_HEADERS = [
+  'Location', 'Upload-Offset', 'Upload-Length', 'Upload-Metadata', 'Upload-Expires', 'Upload-Defer-Length',
+  'Upload-Concat', 'Tus-Resumable', 'Tus-Version', 'Tus-Extension', 'Tus-Max-Size', 'Tus-Checksum-Algorithm'
+]
+
+export function corsOptions (cors: Exclude<ResolvedTusOptions['cors'], false>): FastifyCorsOptions {
+  return {
+    origin: originOption(cors),
+    methods: ['POST', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS'],
+    allowedHeaders: ALLOWED_HEADERS,
+    exposedHeaders: EXPOSED_HEADERS,
+    maxAge: 86400
+  }
+}
+
+function originOption (cors: Exclude<ResolvedTusOptions['cors'], false>): FastifyCorsOptions['origin'] {
+  if (cors === true) return '*'
+  if (typeof cors === 'function') {
+    // A request without an Origin is no browser's cross-origin request: nothing to allow.
+    return (origin, callback) => {
+      if (origin === undefined) {
+        callback(null, false)
+        return
+      }
+      Promise.resolve(cors(origin)).then((allowed) => callback(null, allowed === true), (error: Error) => callback(error, false))
+    }
+  }
+  return typeof cors === 'string' ? cors : [...cors]
+}
