@@ -155,7 +155,7 @@ t.test('the record on disk has the documented fields', async (t) => {
   t.equal(record.lastWrite, record.createdAt)
   t.equal(record.finishedAt, null)
   t.equal(record.duration, null)
-  t.equal(Date.parse(record.expiresAt) - Date.parse(record.lastWrite), 24 * 3600_000, 'expires a day after its last write by default')
+  t.equal(Date.parse(record.expiresAt!) - Date.parse(record.lastWrite), 24 * 3600_000, 'expires a day after its last write by default')
   t.equal(record.concat, null)
   t.ok((await stat(path.join(server.directory, id))).isFile(), 'data file beside the record')
 })

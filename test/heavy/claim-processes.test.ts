@@ -1,0 +1,123 @@
+// Claiming across real processes: worker processes, each looping on the
+// standalone waitForFile, share one completedDir with a live server; every
+// finished upload reaches exactly one of them. A worker killed while holding a
+// claim lets go of it (the kernel drops its flock) and another worker gets it.
+import { fork, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { readFile, readdir } from 'node:fs/promises'
+import path from 'node:path'
+import t, { type Test } from 'tap'
+import { startServer, tempDir } from '../helpers'
+import { sha256 } from '../interop-helpers'
+import { finishUpload } from '../lifecycle-helpers'
+import type { WorkerMessage } from '../fixtures/claim-worker'
+
+// Run with this process's execArgv: the TypeScript loader tap runs us with.
+const WORKER = path.join(__dirname, '..', 'fixtures', 'claim-worker.ts')
+
+interface Worker {
+  child: ChildProcess
+  messages: WorkerMessage[]
+  stderr: () => string
+  /** The first message of this kind (already received or to come). */
+  next: <E extends WorkerMessage['event']> (event: E) => Promise<Extract<WorkerMessage, { event: E }>>
+  exit: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+  claimed: () => string[]
+}
+
+function startWorker (t: Test, completedDir: string, destDir: string, mode: 'loop' | 'one' | 'hold', timeout: number): Worker {
+  const child = fork(WORKER, [completedDir, destDir, mode, String(timeout)], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'] })
+  const messages: WorkerMessage[] = []
+  let stderr = ''
+  child.stderr!.setEncoding('utf8').on('data', (text: string) => { stderr += text })
+  child.on('message', (message: WorkerMessage) => { messages.push(message) })
+  const exit = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }))
+  })
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    await exit
+  })
+  const next = <E extends WorkerMessage['event']> (event: E): Promise<Extract<WorkerMessage, { event: E }>> => new Promise((resolve, reject) => {
+    const found = messages.find((message) => message.event === event)
+    if (found !== undefined) return resolve(found as Extract<WorkerMessage, { event: E }>)
+    const onMessage = (message: WorkerMessage): void => {
+      if (message.event !== event) return
+      child.off('message', onMessage)
+      resolve(message as Extract<WorkerMessage, { event: E }>)
+    }
+    child.on('message', onMessage)
+    void exit.then(({ code, signal }) => reject(new Error(`worker ${mode} exited (${code ?? signal}) before "${event}": ${JSON.stringify(messages)}\n${stderr}`)))
+  })
+  const claimed = (): string[] => messages.flatMap((message) => message.event === 'claimed' ? [message.id] : [])
+  return { child, messages, stderr: () => stderr, next, exit, claimed }
+}
+
+t.test('three worker processes share 300 finished uploads: each claimed exactly once, none lost', async (t) => {
+  const server = await startServer(t)
+  const dest = await tempDir(t)
+  // A worker stops once no file came for this long: after the last upload is claimed.
+  const workers = Array.from({ length: 3 }, () => startWorker(t, server.completedDir, dest, 'loop', 3000))
+  await Promise.all(workers.map((worker) => worker.next('ready')))
+
+  // The uploads finish while the workers claim.
+  const hashes = new Map<string, string>()
+  let made = 0
+  await Promise.all(Array.from({ length: 12 }, async () => {
+    while (made < 300) {
+      made++
+      const body = randomBytes(1024 + Math.floor(Math.random() * 3072))
+      hashes.set(await finishUpload(server.endpoint, body), sha256(body))
+    }
+  }))
+  t.equal(hashes.size, 300, '300 uploads finished')
+
+  const exits = await Promise.all(workers.map((worker) => worker.exit))
+  workers.forEach((worker, i) => {
+    t.strictSame(exits[i], { code: 0, signal: null }, `worker ${i} ended on its idle timeout: ${worker.stderr()}`)
+    t.notOk(worker.messages.some((message) => message.event === 'error'), `worker ${i} reported no error`)
+  })
+  const claims = workers.flatMap((worker) => worker.claimed())
+  const perWorker = workers.map((worker) => worker.claimed().length)
+  t.comment(`claims per worker: ${perWorker.join(', ')}`)
+  t.equal(claims.length, 300, 'exactly 300 claims')
+  t.equal(new Set(claims).size, 300, 'no upload claimed twice')
+  t.strictSame([...claims].sort(), [...hashes.keys()].sort(), 'every upload claimed')
+  t.ok(perWorker.filter((count) => count > 0).length >= 2, 'the workers really competed')
+  const saved = workers.flatMap((worker) => worker.messages.flatMap((message) => message.event === 'saved' ? [message.id] : []))
+  t.strictSame([...saved].sort(), [...claims].sort(), 'and every claim was saved')
+
+  const files = await readdir(dest)
+  t.equal(files.length, 300, '300 files in the destination')
+  let intact = 0
+  for (const [id, hash] of hashes) if (sha256(await readFile(path.join(dest, id))) === hash) intact++
+  t.equal(intact, 300, 'each one byte-identical to its upload')
+  t.strictSame(await readdir(server.completedDir), [], 'completedDir is empty')
+  t.strictSame(await readdir(server.directory), [], 'so is the uploads directory')
+})
+
+t.test('a worker killed while holding a claim lets go: another worker gets the file', async (t) => {
+  const server = await startServer(t)
+  const dest = await tempDir(t)
+  const body = randomBytes(8192)
+  const id = await finishUpload(server.endpoint, body)
+
+  const holder = startWorker(t, server.completedDir, dest, 'hold', 10_000)
+  t.equal((await holder.next('claimed')).id, id, 'the first worker claims it, and holds it')
+
+  // While it lives, nobody else gets the file.
+  const prober = startWorker(t, server.completedDir, dest, 'one', 500)
+  await prober.next('timeout')
+  t.strictSame(prober.claimed(), [], 'another process cannot claim a held file')
+  t.strictSame(await prober.exit, { code: 0, signal: null })
+
+  const taker = startWorker(t, server.completedDir, dest, 'one', 15_000)
+  await taker.next('ready')
+  holder.child.kill('SIGKILL')
+  t.strictSame(await holder.exit, { code: null, signal: 'SIGKILL' }, 'the holder dies without releasing')
+  t.equal((await taker.next('claimed')).id, id, 'another worker claims the same file')
+  t.equal((await taker.next('saved')).id, id)
+  t.strictSame(await taker.exit, { code: 0, signal: null })
+  t.equal(sha256(await readFile(path.join(dest, id))), sha256(body), 'and saves it whole')
+  t.strictSame(await readdir(server.completedDir), [], 'nothing left in completedDir')
+})
