@@ -18,7 +18,11 @@ export function corsOptions (cors: Exclude<ResolvedTusOptions['cors'], false>): 
     methods: ['POST', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS'],
     allowedHeaders: ALLOWED_HEADERS,
     exposedHeaders: EXPOSED_HEADERS,
-    maxAge: 86400
+    maxAge: 86400,
+    // OPTIONS is also tus's discovery request, without Origin: it goes on to the
+    // tus handler, which answers both (the preflight headers are already set).
+    strictPreflight: false,
+    preflightContinue: true
   }
 }
 

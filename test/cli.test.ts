@@ -151,3 +151,30 @@ t.test('bad flags exit 1 with a message on stderr, before listening', async (t) 
     t.notMatch(ran.stdout, /listening/)
   }
 })
+
+t.test('serve: --cors-origin, --expiration and --extensions', async (t) => {
+  const { endpoint } = await serve(t, ['--cors-origin', 'https://a.example', '--cors-origin', 'https://b.example', '--expiration', '60000', '--extensions', 'creation,expiration,termination'])
+  const options = await send(endpoint, 'OPTIONS')
+  t.equal(options.headers['tus-extension'], 'creation,termination,expiration', 'only the listed extensions, in spec order')
+  t.equal(options.headers['tus-checksum-algorithm'], undefined, 'no checksum offered')
+
+  const allowed = await send(endpoint, 'POST', { ...TUS, 'upload-length': '5', origin: 'https://b.example' })
+  t.equal(allowed.statusCode, 201)
+  t.equal(allowed.headers['access-control-allow-origin'], 'https://b.example', 'each --cors-origin is allowed')
+  const expires = Date.parse(String(allowed.headers['upload-expires']))
+  t.ok(Math.abs(expires - (Date.now() + 60_000)) < 5000, 'Upload-Expires is --expiration after now')
+  const other = await send(endpoint, 'POST', { ...TUS, 'upload-length': '5', origin: 'https://c.example' })
+  t.equal(other.headers['access-control-allow-origin'], undefined, 'other origins are not')
+  const deferred = await send(endpoint, 'POST', { ...TUS, 'upload-defer-length': '1' })
+  t.equal(deferred.statusCode, 400)
+  t.equal(deferred.json().code, 'FST_TUS_EXTENSION_DISABLED', 'a left-out extension is refused')
+
+  const any = await serve(t, ['--cors-origin', '*', '--expiration', '0'])
+  const anyOrigin = await send(any.endpoint, 'POST', { ...TUS, 'upload-length': '5', origin: 'https://z.example' })
+  t.equal(anyOrigin.headers['access-control-allow-origin'], '*', '--cors-origin * allows any origin')
+  t.equal(anyOrigin.headers['upload-expires'], undefined, '--expiration 0: uploads never expire')
+
+  const bad = await cli(t, ['serve', '--extensions', 'creation,teleport'])
+  t.equal(bad.code, 1)
+  t.match(bad.stderr, /extensions.*teleport/, 'an unknown extension is named')
+})

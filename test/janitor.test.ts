@@ -4,7 +4,7 @@
 // the schedule that starts on ready and ends on close.
 import { randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { readFile, readdir, rename, writeFile } from 'node:fs/promises'
+import { link, readFile, readdir, unlink, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
@@ -48,17 +48,26 @@ async function zombie (server: TestServer, body = 'zombie bytes'): Promise<strin
   return id
 }
 
-/** A hand-over cut short after the data moved; with `completedRecord`, also after the finished record was written. */
-async function cutShort (server: TestServer, completedRecord: boolean): Promise<string> {
+/**
+ * A hand-over cut short by a crash, at each of its steps: the data linked into
+ * completedDir; then the in-progress record saying finished (the commit); then
+ * the finished record published in completedDir; then, published and already
+ * claimed and released by a worker, only the in-progress names left behind.
+ */
+type Step = 'linked' | 'committed' | 'published' | 'delivered'
+async function cutShort (server: TestServer, step: Step): Promise<string> {
   const id = await zombie(server, 'half handed over')
-  await rename(path.join(server.directory, id), path.join(server.completedDir, id))
-  if (completedRecord) {
-    const record = await readRecordAt(server.directory, id)
-    const finishedAt = new Date()
-    await writeFile(path.join(server.completedDir, `${id}.meta`), JSON.stringify({
-      ...record, finishedAt: finishedAt.toISOString(), duration: finishedAt.getTime() - Date.parse(record.createdAt)
-    }))
-  }
+  await link(path.join(server.directory, id), path.join(server.completedDir, id))
+  if (step === 'linked') return id
+  const record = await readRecordAt(server.directory, id)
+  const finishedAt = Date.now() - 1000
+  const finished = { ...record, finishedAt: new Date(finishedAt).toISOString(), duration: finishedAt - Date.parse(record.createdAt), expiresAt: null }
+  await writeFile(path.join(server.directory, `${id}.meta`), JSON.stringify(finished))
+  if (step === 'committed') return id
+  await writeFile(path.join(server.completedDir, `${id}.meta`), JSON.stringify(finished))
+  if (step === 'published') return id
+  await unlink(path.join(server.completedDir, `${id}.meta`))
+  await unlink(path.join(server.completedDir, id))
   return id
 }
 
@@ -134,22 +143,31 @@ t.test('a zombie (offset == length, never handed over) is finalized: tus:preFini
   t.equal(head.headers['upload-offset'], String('zombie bytes'.length))
 })
 
-t.test('a hand-over cut short (data in completedDir, record still in the uploads directory) is completed', async (t) => {
+t.test('a hand-over cut short is finished exactly once, never delivered twice', async (t) => {
   const server = await janitorServer(t)
-  const dataMoved = await cutShort(server, false)
-  const recordWritten = await cutShort(server, true)
-  const finishedAt = (await readRecordAt(server.completedDir, recordWritten)).finishedAt
+  const linked = await cutShort(server, 'linked')
+  const committed = await cutShort(server, 'committed')
+  const published = await cutShort(server, 'published')
+  const delivered = await cutShort(server, 'delivered')
+  const committedAt = (await readRecordAt(server.directory, committed)).finishedAt
+  const publishedRecord = await readRecordAt(server.completedDir, published)
+  server.preFinish.length = 0
 
-  assertReport(t, await server.app.tus.janitor.run(), { finalized: [dataMoved, recordWritten] })
-  t.strictSame(await readdir(server.directory), [], 'no record left in the uploads directory')
-  for (const id of [dataMoved, recordWritten]) {
+  // Published and delivered uploads were handed over before the crash: only their leftovers go.
+  assertReport(t, await server.app.tus.janitor.run(), { finalized: [linked, committed] })
+  t.strictSame(await readdir(server.directory), [], 'nothing left in the uploads directory')
+  for (const id of [linked, committed, published]) {
     t.strictSame(present(server.completedDir, id), { data: true, record: true }, 'data and record in completedDir')
-    t.equal(await readFile(path.join(server.completedDir, id), 'utf8'), 'half handed over')
+    t.equal(await readFile(path.join(server.completedDir, id), 'utf8'), 'half handed over', 'the bytes')
     const record = await readRecordAt(server.completedDir, id)
     t.ok(record.finishedAt !== null && record.offset === record.length, 'a finished record')
   }
-  t.equal((await readRecordAt(server.completedDir, recordWritten)).finishedAt, finishedAt, 'a finished record already written is kept as it was')
-  t.strictSame([...server.completed].sort(), [dataMoved, recordWritten].sort(), 'tus:completed once each')
+  t.strictSame(present(server.completedDir, delivered), { data: false, record: false }, 'a delivered upload is not published again')
+  t.equal((await readRecordAt(server.completedDir, committed)).finishedAt, committedAt, 'a committed finish keeps its time')
+  t.strictSame(await readRecordAt(server.completedDir, published), publishedRecord, 'a published record is left as it was')
+  t.strictSame(server.preFinish.map((record) => record.id), [linked], 'tus:preFinish only where the commit never happened')
+  t.strictSame([...server.completed].sort(), [linked, committed].sort(), 'tus:completed once for each upload handed over now')
+
   assertReport(t, await server.app.tus.janitor.run(), {})
   t.equal(server.completed.length, 2, 'and never again')
 })
@@ -252,7 +270,8 @@ t.test('two janitors on the same directories at once: all the work done, nothing
     expected.orphanedData.push(await orphanData(i % 2 === 0 ? a.directory : a.completedDir, 2 * HOUR))
     expected.oldCompleted.push(await completedAgo(a, 10 * DAY))
   }
-  for (let i = 0; i < 4; i++) expected.finalized.push(await cutShort(a, i % 2 === 0))
+  for (let i = 0; i < 4; i++) expected.finalized.push(await cutShort(a, i % 2 === 0 ? 'linked' : 'committed'))
+  const leftovers = [await cutShort(a, 'published'), await cutShort(a, 'delivered')]
   a.completed.length = 0
 
   const [first, second] = await Promise.all([a.app.tus.janitor.run(), b.app.tus.janitor.run()])
@@ -267,7 +286,8 @@ t.test('two janitors on the same directories at once: all the work done, nothing
   t.strictSame([...first.errors, ...second.errors].map(({ id, error }) => `${id}: ${error.message}`), [], 'no errors')
   t.strictSame([...a.completed, ...b.completed].sort(), [...expected.finalized].sort(), 'tus:completed once per finalized upload, over both apps')
   t.strictSame(await readdir(a.directory), [], 'the uploads directory is empty')
-  t.strictSame((await readdir(a.completedDir)).sort(), expected.finalized.flatMap((id) => [id, `${id}.meta`]).sort(), 'completedDir holds exactly the finalized uploads')
+  t.strictSame((await readdir(a.completedDir)).sort(), [...expected.finalized, leftovers[0]].flatMap((id) => [id, `${id}.meta`]).sort(),
+    'completedDir holds exactly the finalized uploads and the one published before')
 })
 
 t.test('the scheduled janitor runs by itself after ready, unref\'d, and stops on close', async (t) => {

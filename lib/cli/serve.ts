@@ -2,7 +2,7 @@
 // for driving it from other processes in tests.
 import { parseArgs } from 'node:util'
 import Fastify, { type FastifyInstance } from 'fastify'
-import type { FastifyTusOptions } from '../../types/index'
+import type { FastifyTusOptions, TusExtension } from '../../types/index'
 import { fastifyTus } from '../plugin'
 
 const HELP = `Usage: fastify-tus serve [options]
@@ -14,6 +14,9 @@ const HELP = `Usage: fastify-tus serve [options]
   --max-size BYTES      largest upload accepted
   --max-chunk-size BYTES largest request body accepted
   --no-fsync            do not fsync (faster, not crash-safe)
+  --cors-origin ORIGIN  allow browser uploads from ORIGIN (repeatable; * for any)
+  --expiration MS       unfinished uploads expire after MS without a write (0: never; default 86400000)
+  --extensions LIST     the tus extensions to offer, comma-separated (default: all)
   --log-level LEVEL     fatal, error, warn, info, debug, trace or silent (default info)
   -h, --help            show this help
 `
@@ -37,6 +40,9 @@ export function parseServeArgs (args: string[]): ServeOptions | undefined {
       'max-size': { type: 'string' },
       'max-chunk-size': { type: 'string' },
       'no-fsync': { type: 'boolean', default: false },
+      'cors-origin': { type: 'string', multiple: true },
+      expiration: { type: 'string' },
+      extensions: { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       help: { type: 'boolean', short: 'h', default: false }
     }
@@ -49,6 +55,13 @@ export function parseServeArgs (args: string[]): ServeOptions | undefined {
   }
   if (values['max-size'] !== undefined) tus.maxSize = integerFlag('--max-size', values['max-size'])
   if (values['max-chunk-size'] !== undefined) tus.maxChunkSize = integerFlag('--max-chunk-size', values['max-chunk-size'])
+  const origins = values['cors-origin']
+  if (origins !== undefined) tus.cors = origins.includes('*') ? true : origins
+  if (values.expiration !== undefined) {
+    const expiration = integerFlag('--expiration', values.expiration)
+    tus.expiration = expiration === 0 ? false : expiration
+  }
+  if (values.extensions !== undefined) tus.extensions = values.extensions.split(',').map((name) => name.trim()) as TusExtension[]
   return { port: integerFlag('--port', values.port), host: values.host, logLevel: values['log-level'], tus }
 }
 
