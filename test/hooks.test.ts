@@ -260,12 +260,18 @@ t.test('authentication as in the README: onRequest sets the user, preCreate stor
   t.equal(alicePatch.headers['upload-offset'], '6')
   t.equal(readFileSync(path.join(server.completedDir, id), 'utf8'), 'secret', 'and her bytes are the upload')
 
+  const bobDelete = await send(url, 'DELETE', { ...TUS, ...bob })
+  t.equal(bobDelete.statusCode, 403, 'another user may not DELETE')
+  t.equal(bobDelete.headers['tus-resumable'], '1.0.0')
+  t.ok(existsSync(path.join(server.completedDir, id)), 'the upload is still there')
+
   t.strictSame(access, [
     { method: 'HEAD', id, user: 'alice' },
     { method: 'HEAD', id, user: 'bob' },
     { method: 'PATCH', id, user: 'bob' },
-    { method: 'PATCH', id, user: 'alice' }
-  ], 'tus:preAccess got (request, record) for every HEAD and PATCH')
+    { method: 'PATCH', id, user: 'alice' },
+    { method: 'DELETE', id, user: 'bob' }
+  ], 'tus:preAccess got (request, record) for every HEAD, PATCH and DELETE')
 })
 
 t.test('tus:preAccess refusing with a coded error: its status and code', async (t) => {
@@ -274,6 +280,46 @@ t.test('tus:preAccess refusing with a coded error: its status and code', async (
   assertError(t, await send(url, 'HEAD', TUS), 403, 'APP_FORBIDDEN', 'HEAD', { head: true })
   assertError(t, await patch(url, 0, 'abc'), 403, 'APP_FORBIDDEN', 'PATCH')
   t.equal(recordOnDisk(server, idOf(url))?.offset, 0, 'nothing written')
+})
+
+// ------------------------------------------------------------------ tus:preTerminate, tus:terminated
+
+const Kept = createError('APP_KEPT', 'this upload is kept for audit', 409)
+
+t.test('tus:preTerminate may refuse a DELETE; tus:terminated gets the removed record and the request', async (t) => {
+  const calls: string[] = []
+  const terminated: Array<{ upload: UploadRecord, method: string, gone: boolean }> = []
+  let server: TestServer | undefined
+  server = await startServer(t, {
+    hooks: {
+      'tus:preAccess': (request) => { if (request.method === 'DELETE') calls.push('preAccess') },
+      'tus:preTerminate': (request, upload) => {
+        calls.push(`preTerminate ${request.method} ${upload.offset}`)
+        if (upload.metadata.audit !== undefined) throw new Kept()
+      },
+      'tus:terminated': (upload, request) => {
+        const dir = server!.directory
+        terminated.push({ upload, method: request.method, gone: !existsSync(path.join(dir, upload.id)) && !existsSync(path.join(dir, `${upload.id}.meta`)) })
+      }
+    }
+  })
+  const kept = await create(server.endpoint, { 'upload-length': '4', 'upload-metadata': encodeMetadata({ audit: null }) })
+  t.equal((await patch(kept, 0, 'ab')).statusCode, 204)
+  assertError(t, await send(kept, 'DELETE', TUS), 409, 'APP_KEPT', 'refused DELETE')
+  t.equal(recordOnDisk(server, idOf(kept))?.offset, 2, 'the refused upload is intact')
+  t.strictSame(calls, ['preAccess', 'preTerminate DELETE 2'], 'preAccess, then preTerminate with the record')
+  t.strictSame(terminated, [], 'no tus:terminated for a refusal')
+
+  const doomed = await create(server.endpoint, { 'upload-length': '4' })
+  t.equal((await patch(doomed, 0, 'xyz')).statusCode, 204)
+  const deleted = await send(doomed, 'DELETE', TUS)
+  t.equal(deleted.statusCode, 204)
+  t.equal(deleted.headers['tus-resumable'], '1.0.0')
+  t.equal(terminated.length, 1, 'tus:terminated once')
+  t.equal(terminated[0].upload.id, idOf(doomed), 'with the removed upload')
+  t.equal(terminated[0].upload.offset, 3, 'its last record')
+  t.equal(terminated[0].method, 'DELETE', 'and the request')
+  t.ok(terminated[0].gone, 'called once its files are gone')
 })
 
 // ------------------------------------------------------------------ tus:progress
@@ -411,6 +457,31 @@ t.test('tus:completed fires exactly once, once the files are in completedDir, fo
     t.notOk(entry.leftover, `${entry.id}: nothing left in the uploads directory`)
     t.ok(entry.finishedAt !== null && !Number.isNaN(Date.parse(entry.finishedAt)), `${entry.id}: the finished record`)
   }
+})
+
+t.test('concatenation: tus:completed for the final upload once, never for its partials', async (t) => {
+  const completed: Array<{ id: string, concat: UploadRecord['concat'], bytes: string }> = []
+  let server: TestServer | undefined
+  server = await startServer(t, {
+    hooks: {
+      'tus:completed': (upload) => {
+        completed.push({ id: upload.id, concat: upload.concat, bytes: readFileSync(path.join(server!.completedDir, upload.id), 'utf8') })
+      }
+    }
+  })
+  const parts: string[] = []
+  for (const text of ['tus ', 'concat']) {
+    const url = await create(server.endpoint, { 'upload-length': String(text.length), 'upload-concat': 'partial' })
+    t.equal((await patch(url, 0, text)).statusCode, 204)
+    parts.push(url)
+  }
+  t.strictSame(completed, [], 'finished partials are not completed uploads')
+  const final = await send(server.endpoint, 'POST', { ...TUS, 'upload-concat': `final;${parts.map((url) => new URL(url).pathname).join(' ')}` })
+  t.equal(final.statusCode, 201)
+  const finalId = idOf(String(final.headers.location))
+  t.strictSame(completed.map((entry) => entry.id), [finalId], 'the final upload, once')
+  t.equal(completed[0].bytes, 'tus concat', 'assembled when the listener ran')
+  t.strictSame(completed[0].concat, { final: parts.map(idOf) })
 })
 
 // ------------------------------------------------------------------ throwing listeners
