@@ -3,7 +3,7 @@
 // file, so the kernel (or the shared filesystem's lock server) arbitrates, and
 // a claimer that dies lets go without anyone's help.
 import { watch, type FSWatcher } from 'node:fs'
-import { open, readdir, stat, unlink, type FileHandle } from 'node:fs/promises'
+import { mkdir, open, readdir, stat, unlink, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import type { ClaimedFile, UploadRecord, WaitForFileOptions } from '../types/index'
 import { FST_TUS_ALREADY_RELEASED, FST_TUS_ALREADY_SAVED, FST_TUS_INVALID_OPTION, FST_TUS_WAIT_TIMEOUT } from './errors'
@@ -187,6 +187,7 @@ class Claim implements ClaimedFile {
 
   async save (destination: string): Promise<string> {
     this.usable('data', this.dataSaved)
+    await mkdir(path.dirname(path.resolve(destination)), { recursive: true })
     await moveFile(this.path, destination)
     this.dataSaved = true
     this.path = path.resolve(destination)
@@ -195,6 +196,7 @@ class Claim implements ClaimedFile {
 
   async saveRecord (destination: string): Promise<string> {
     this.usable('record', this.recordSaved)
+    await mkdir(path.dirname(path.resolve(destination)), { recursive: true })
     await moveFile(this.recordPath, destination)
     this.recordSaved = true
     return path.resolve(destination)
