@@ -26,6 +26,8 @@ export async function waitForFile (completedDir: string, options: WaitForFileOpt
   }
   if (signal?.aborted === true) throw abortError(signal)
   const directory = path.resolve(completedDir)
+  // A worker may start before the server that creates the directory.
+  await mkdir(directory, { recursive: true })
   const waiter = new Waiter(directory, timeout, signal)
   try {
     for (;;) {

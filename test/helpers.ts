@@ -26,18 +26,21 @@ export interface TestServer {
   completedDir: string
 }
 
+/** `configure` runs after the plugin is registered and before the app is ready: the time to add hooks. */
 export async function startServer (
   t: Teardown,
   options: Partial<FastifyTusOptions> = {},
-  fastifyOptions: FastifyServerOptions = {}
+  fastifyOptions: FastifyServerOptions = {},
+  configure: (app: FastifyInstance) => void | Promise<void> = () => {}
 ): Promise<TestServer> {
   const root = await tempDir(t)
   const directory = options.directory ?? path.join(root, 'uploads')
   const completedDir = options.completedDir ?? path.join(root, 'completed')
   const app = Fastify({ logger: false, ...fastifyOptions })
-  await app.register(fastifyTus, { underPressure: false, ...options, directory, completedDir })
-  await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
+  await app.register(fastifyTus, { underPressure: false, ...options, directory, completedDir })
+  await configure(app)
+  await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }
   const origin = `http://127.0.0.1:${port}`
   return { app, origin, endpoint: `${origin}${app.tus.options.prefix}`, directory, completedDir }

@@ -148,6 +148,7 @@ t.test('tus:preCreate refusing (401, 403, 400): that answer, nothing created, tu
   t.equal(plain.statusCode, 401, 'a plain error\'s statusCode')
   t.equal(plain.headers['tus-resumable'], '1.0.0')
   t.equal(plain.json().message, 'log in first')
+  t.equal(plain.json().code, 'FST_TUS_REFUSED', 'a refusal without a code of its own gets FST_TUS_REFUSED')
 })
 
 t.test('tus:preCreate sees the request and the proposed upload; its serverMetadata is stored and never sent, its metadata replaces the client\'s', async (t) => {

@@ -9,37 +9,23 @@ import { mkdtemp, readFile, rmdir, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { Writable } from 'node:stream'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import type { FastifyTusOptions, UploadRecord } from '../types/index'
-import { fastifyTus } from '../lib/plugin'
-import { TUS, send, tempDir, type TestServer } from './helpers'
+import { TUS, send, startServer, type TestServer } from './helpers'
 
 interface Teardown { teardown (fn: () => unknown): void }
 
 export const HOUR = 3600_000
 export const DAY = 24 * HOUR
 
-/**
- * Like startServer, but `configure` runs after the plugin is registered and
- * before the app is ready: the only time tus hooks and Fastify hooks may be added.
- */
+/** startServer with a `configure` step before the app is ready: the only time tus hooks and Fastify hooks may be added. */
 export async function startApp (
   t: Teardown,
   options: Partial<FastifyTusOptions>,
   configure: (app: FastifyInstance) => void | Promise<void>,
   fastifyOptions: FastifyServerOptions = {}
 ): Promise<TestServer> {
-  const root = await tempDir(t)
-  const directory = options.directory ?? path.join(root, 'uploads')
-  const completedDir = options.completedDir ?? path.join(root, 'completed')
-  const app = Fastify({ logger: false, ...fastifyOptions })
-  t.teardown(() => app.close())
-  await app.register(fastifyTus, { underPressure: false, ...options, directory, completedDir })
-  await configure(app)
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as { port: number }
-  const origin = `http://127.0.0.1:${port}`
-  return { app, origin, endpoint: `${origin}${app.tus.options.prefix}`, directory, completedDir }
+  return await startServer(t, options, fastifyOptions, configure)
 }
 
 /** Upload-Metadata for a map of values (null: a key without value). */

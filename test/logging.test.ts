@@ -1,18 +1,7 @@
 // Logs go through request.log with the upload id, and nothing per chunk at info.
-import { Writable } from 'node:stream'
 import t from 'tap'
 import { TUS, create, idOf, patch, send, startServer } from './helpers'
-
-function logCollector (): { lines: Array<Record<string, any>>, stream: Writable } {
-  const lines: Array<Record<string, any>> = []
-  const stream = new Writable({
-    write (chunk, _encoding, callback) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line))
-      callback()
-    }
-  })
-  return { lines, stream }
-}
+import { logCollector } from './lifecycle-helpers'
 
 const INFO = 30
 

@@ -36,7 +36,7 @@ async function rejection (promise: Promise<unknown>): Promise<NodeJS.ErrnoExcept
 }
 
 // Timestamps come from a coarse kernel clock: uploads finished a few ms apart may share one.
-const nextTick = (): Promise<void> => sleep(20)
+const nextTimestamp = (): Promise<void> => sleep(20)
 
 t.test('resolves with the oldest finished upload: id, name, path, record, save, saveRecord, release, asyncDispose', async (t) => {
   const server = await startServer(t)
@@ -90,9 +90,9 @@ t.test('oldest finished first: by finish, not by creation', async (t) => {
   const first = await create(server.endpoint, { 'upload-length': '1' })
   const second = await create(server.endpoint, { 'upload-length': '1' })
   t.equal((await patch(second, 0, 'b')).statusCode, 204)
-  await nextTick()
+  await nextTimestamp()
   t.equal((await patch(first, 0, 'a')).statusCode, 204)
-  await nextTick()
+  await nextTimestamp()
   const third = await finishUpload(server.endpoint, Buffer.from('c'))
   // Claims are held (not released) while the next is taken: each call skips what is claimed.
   const claims: ClaimedFile[] = []

@@ -1,0 +1,79 @@
+// What the harness reads about a server process from /proc, and about the machine.
+import { execFileSync } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
+  } catch {
+    return 100
+  }
+})()
+
+/** utime + stime of a process, in seconds. */
+export function cpuSeconds (pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  // The command name may hold spaces and parentheses: fields are counted after its closing ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK
+}
+
+/** VmRSS and VmHWM (peak RSS since start or the last reset), in bytes. */
+export function memory (pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  return { rss: kib(status, 'VmRSS'), hwm: kib(status, 'VmHWM') }
+}
+
+function kib (status, field) {
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)
+  return match === null ? 0 : Number(match[1]) * 1024
+}
+
+/** Resets VmHWM to the current RSS so that the peak covers only what follows; false where the kernel refuses. */
+export function resetPeak (pid) {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5')
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Samples VmRSS every `every` ms; stop() returns the highest seen. */
+export function sampleRss (pid, every = 20) {
+  let peak = 0
+  const sample = () => {
+    try {
+      peak = Math.max(peak, memory(pid).rss)
+    } catch {} // the process is gone; the run reports its own failure
+  }
+  sample()
+  const timer = setInterval(sample, every)
+  return () => {
+    clearInterval(timer)
+    sample()
+    return peak
+  }
+}
+
+export function machine () {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8')
+  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model ?? 'unknown'
+  let filesystem = 'unknown'
+  try {
+    // df -T: Filesystem Type 1K-blocks Used Available Use% Mounted on
+    const line = execFileSync('df', ['-T', os.tmpdir()], { encoding: 'utf8' }).trim().split('\n').pop()
+    const [device, type, , , , , mount] = line.split(/\s+/)
+    filesystem = `${type} (${device} on ${mount})`
+  } catch {}
+  return {
+    cpu: model,
+    cores: os.availableParallelism(),
+    ram: `${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB`,
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    tmpdir: `${os.tmpdir()}: ${filesystem}`,
+    load: os.loadavg().map((value) => value.toFixed(2)).join(' ')
+  }
+}
