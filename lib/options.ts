@@ -35,7 +35,8 @@ export function resolveOptions (input: FastifyTusOptions | undefined): ResolvedT
   if (directory === completedDir) {
     throw new FST_TUS_INVALID_OPTION('completedDir', 'must differ from directory')
   }
-  const extensions = extensionsOption(input.extensions)
+  // Nothing expires without an expiration: the extension is not offered then.
+  const extensions = extensionsOption(input.extensions).filter((name) => name !== 'expiration' || input.expiration !== false)
   return Object.freeze({
     prefix: prefixOption(input.prefix),
     directory,
@@ -51,7 +52,7 @@ export function resolveOptions (input: FastifyTusOptions | undefined): ResolvedT
     hooks: hooksOption(input.hooks),
     progressInterval: integer(input, 'progressInterval', 1000, 0, 2 ** 31 - 1),
     janitor: janitorOption(input.janitor),
-    extensions,
+    extensions: Object.freeze(extensions),
     expiration: extensions.includes('expiration') ? expirationOption(input.expiration) : false,
     cors: corsOption(input.cors)
   })

@@ -62,7 +62,13 @@ async function tus (app: FastifyInstance, input: FastifyTusOptions): Promise<voi
   app.decorate('tus', server)
 
   await app.register(async (child) => {
-    if (options.cors !== false) await child.register(cors, corsOptions(options.cors))
+    if (options.cors !== false) {
+      await child.register(cors, corsOptions(options.cors))
+      // @fastify/cors's own route answers preflights on upload URLs with a bare 200; tus's OPTIONS is 204.
+      child.addHook('onSend', async (request, reply) => {
+        if (request.method === 'OPTIONS' && reply.statusCode === 200) reply.code(204)
+      })
+    }
     // An application that already sheds load with under-pressure covers these routes too.
     if (options.underPressure !== false && !child.hasDecorator('isUnderPressure')) {
       await child.register(underPressure, { ...options.underPressure })

@@ -81,7 +81,8 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks }
   app.setNotFoundHandler(async () => { throw new FST_TUS_UPLOAD_NOT_FOUND() })
 
   app.options('/', async (_request, reply) => {
-    reply.header('Tus-Version', TUS_VERSION).header('Tus-Extension', options.extensions.join(','))
+    reply.header('Tus-Version', TUS_VERSION)
+    if (options.extensions.length > 0) reply.header('Tus-Extension', options.extensions.join(','))
     if (Number.isFinite(options.maxSize)) reply.header('Tus-Max-Size', options.maxSize)
     if (enabled.has('checksum')) reply.header('Tus-Checksum-Algorithm', CHECKSUM_ALGORITHMS.join(','))
     reply.code(204).send()

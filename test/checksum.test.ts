@@ -188,7 +188,7 @@ t.test('checksum-trailer: the checksum sent as an HTTP trailer', async (t) => {
   await assertUnchanged(t, server, url, before, 'after header and trailer both')
 
   t.equal((await patchWithTrailer(url, first.length, second, announced, checksum('md5', second))).statusCode, 204, 'the retry: 204')
-  const created = await patchWithTrailer(url, 2 * 48 * KiB, third, { trailer: 'Foo, Upload-Checksum' }, checksum('sha1', third))
-  t.equal(created.statusCode, 204, 'announced among other trailers: 204')
+  const amongOthers = await patchWithTrailer(url, 2 * 48 * KiB, third, { trailer: 'Foo, Upload-Checksum' }, checksum('sha1', third))
+  t.equal(amongOthers.statusCode, 204, 'announced among other trailers: 204')
   await assertCompleted(t, server, { id: idOf(url), sha256: sha256(source), length: source.length })
 })

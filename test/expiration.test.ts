@@ -78,7 +78,7 @@ t.test('creation-with-upload and deferred length: Upload-Expires while unfinishe
 })
 
 t.test('past its expiry an upload answers 410 before any cleanup; the janitor then deletes it', async (t) => {
-  const server = await startServer(t, { expiration: 300, janitor: false })
+  const server = await startServer(t, { expiration: 500, janitor: false })
   const url = await create(server.endpoint, { 'upload-length': '10' })
   const id = idOf(url)
   t.equal((await patch(url, 0, 'hello')).statusCode, 204)

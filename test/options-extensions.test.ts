@@ -85,7 +85,7 @@ t.test('a request that needs a disabled extension: 400 FST_TUS_EXTENSION_DISABLE
   const server = await startServer(t, { extensions: ['creation'] })
   const url = await create(server.endpoint, { 'upload-length': '10' })
   const id = idOf(url)
-  t.ok(await patch(url, 0, 'hello').then((r) => r.statusCode === 204), 'a plain PATCH works')
+  t.equal((await patch(url, 0, 'hello')).statusCode, 204, 'a plain PATCH works')
   const before = await listTree(server.directory)
 
   assertError(t, await send(url, 'DELETE', TUS), 400, 'FST_TUS_EXTENSION_DISABLED', 'DELETE without termination')
@@ -118,6 +118,8 @@ t.test('expiration: false, or extensions without expiration: no Upload-Expires a
   for (const [label, options] of configs) {
     const server = await startServer(t, options)
     t.equal(server.app.tus.options.expiration, false, `${label}: resolved expiration is false`)
+    const discovery = await send(server.endpoint, 'OPTIONS')
+    t.notOk(String(discovery.headers['tus-extension']).split(',').includes('expiration'), `${label}: expiration is not advertised`)
     const created = await send(server.endpoint, 'POST', { ...TUS, 'upload-length': '10' })
     t.equal(created.statusCode, 201)
     t.equal(created.headers['upload-expires'], undefined, `${label}: POST has no Upload-Expires`)

@@ -2,7 +2,7 @@
 // package root, building dist/ when it is missing, running node to completion,
 // and starting a long-lived process that announces itself on stdout.
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readdirSync, statSync } from 'node:fs'
 import path from 'node:path'
 
 export const ROOT = path.join(__dirname, '..')
@@ -13,6 +13,23 @@ interface Teardown { teardown (fn: () => unknown): void }
 /** Builds dist/ when it is missing (npm test builds it before running tap). */
 export function ensureBuilt (): void {
   if (existsSync(path.join(ROOT, 'dist', 'index.js')) && existsSync(CLI)) return
+  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'pipe' })
+}
+
+/** The newest modification time of the files under `dir`, recursively. */
+function newestIn (dir: string): number {
+  let newest = 0
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name)
+    newest = Math.max(newest, entry.isDirectory() ? newestIn(full) : statSync(full).mtimeMs)
+  }
+  return newest
+}
+
+/** Like ensureBuilt, and rebuilds dist/ when lib/ changed since: tests that run the CLI test today's code. */
+export function ensureFreshBuild (): void {
+  const built = existsSync(CLI) ? statSync(CLI).mtimeMs : 0
+  if (built >= newestIn(path.join(ROOT, 'lib'))) return
   execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'pipe' })
 }
 

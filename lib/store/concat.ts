@@ -27,7 +27,11 @@ export class Concatenation {
     const now = Date.now()
     return await Promise.all(ids.map(async (id) => {
       const record = await readRecord(this.store.directory, id)
-      if (record === undefined) throw new FST_TUS_UPLOAD_NOT_FOUND()
+      if (record === undefined) {
+        // Partial uploads are never handed over: one found there is an upload of another kind.
+        if (await readRecord(this.store.completedDir, id) !== undefined) throw new FST_TUS_INVALID_CONCAT(`${id} is not a partial upload`)
+        throw new FST_TUS_UPLOAD_NOT_FOUND()
+      }
       if (!isPartial(record)) throw new FST_TUS_INVALID_CONCAT(`${id} is not a partial upload`)
       if (this.store.isExpired(record, now)) throw new FST_TUS_UPLOAD_EXPIRED()
       if (record.length === null) throw new FST_TUS_INVALID_CONCAT(`partial upload ${id} has no length yet`)

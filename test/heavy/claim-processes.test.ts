@@ -2,56 +2,14 @@
 // standalone waitForFile, share one completedDir with a live server; every
 // finished upload reaches exactly one of them. A worker killed while holding a
 // claim lets go of it (the kernel drops its flock) and another worker gets it.
-import { fork, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFile, readdir } from 'node:fs/promises'
 import path from 'node:path'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { startServer, tempDir } from '../helpers'
 import { sha256 } from '../interop-helpers'
 import { finishUpload } from '../lifecycle-helpers'
-import type { WorkerMessage } from '../fixtures/claim-worker'
-
-// Run with this process's execArgv: the TypeScript loader tap runs us with.
-const WORKER = path.join(__dirname, '..', 'fixtures', 'claim-worker.ts')
-
-interface Worker {
-  child: ChildProcess
-  messages: WorkerMessage[]
-  stderr: () => string
-  /** The first message of this kind (already received or to come). */
-  next: <E extends WorkerMessage['event']> (event: E) => Promise<Extract<WorkerMessage, { event: E }>>
-  exit: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
-  claimed: () => string[]
-}
-
-function startWorker (t: Test, completedDir: string, destDir: string, mode: 'loop' | 'one' | 'hold', timeout: number): Worker {
-  const child = fork(WORKER, [completedDir, destDir, mode, String(timeout)], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'] })
-  const messages: WorkerMessage[] = []
-  let stderr = ''
-  child.stderr!.setEncoding('utf8').on('data', (text: string) => { stderr += text })
-  child.on('message', (message: WorkerMessage) => { messages.push(message) })
-  const exit = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }))
-  })
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-    await exit
-  })
-  const next = <E extends WorkerMessage['event']> (event: E): Promise<Extract<WorkerMessage, { event: E }>> => new Promise((resolve, reject) => {
-    const found = messages.find((message) => message.event === event)
-    if (found !== undefined) return resolve(found as Extract<WorkerMessage, { event: E }>)
-    const onMessage = (message: WorkerMessage): void => {
-      if (message.event !== event) return
-      child.off('message', onMessage)
-      resolve(message as Extract<WorkerMessage, { event: E }>)
-    }
-    child.on('message', onMessage)
-    void exit.then(({ code, signal }) => reject(new Error(`worker ${mode} exited (${code ?? signal}) before "${event}": ${JSON.stringify(messages)}\n${stderr}`)))
-  })
-  const claimed = (): string[] => messages.flatMap((message) => message.event === 'claimed' ? [message.id] : [])
-  return { child, messages, stderr: () => stderr, next, exit, claimed }
-}
+import { startWorker } from '../worker-helpers'
 
 t.test('three worker processes share 300 finished uploads: each claimed exactly once, none lost', async (t) => {
   const server = await startServer(t)
@@ -84,7 +42,7 @@ t.test('three worker processes share 300 finished uploads: each claimed exactly 
   t.equal(new Set(claims).size, 300, 'no upload claimed twice')
   t.strictSame([...claims].sort(), [...hashes.keys()].sort(), 'every upload claimed')
   t.ok(perWorker.filter((count) => count > 0).length >= 2, 'the workers really competed')
-  const saved = workers.flatMap((worker) => worker.messages.flatMap((message) => message.event === 'saved' ? [message.id] : []))
+  const saved = workers.flatMap((worker) => worker.saved())
   t.strictSame([...saved].sort(), [...claims].sort(), 'and every claim was saved')
 
   const files = await readdir(dest)
