@@ -1,11 +1,17 @@
 // Records (<id>.meta) are read with one read and replaced atomically: write a
 // temporary file, fsync it, rename it over the record, fsync the directory.
+// A record is a few hundred bytes: its open, read, write, close and rename are
+// made in place (microseconds on a local disk, far less CPU than a trip through
+// the thread pool); only the fsyncs, which wait for the disk, go to the pool.
 import { randomBytes } from 'node:crypto'
-import { open, readFile, rename, unlink } from 'node:fs/promises'
+import { closeSync, fsync as fsyncFd, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
+import { promisify } from 'node:util'
 import type { UploadRecord } from '../../types/index'
 import { FST_TUS_CORRUPT_RECORD } from '../errors'
 import type { Directory } from './directory'
+
+const fsync = promisify(fsyncFd)
 
 export const recordName = (id: string): string => `${id}.meta`
 
@@ -13,7 +19,7 @@ export const recordName = (id: string): string => `${id}.meta`
 export async function readRecord (directory: string, id: string): Promise<UploadRecord | undefined> {
   let text: string
   try {
-    text = await readFile(path.join(directory, recordName(id)), 'utf8')
+    text = readFileSync(path.join(directory, recordName(id)), 'utf8')
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
     throw error
@@ -26,19 +32,19 @@ export async function readRecord (directory: string, id: string): Promise<Upload
 }
 
 /** Replaces the record atomically; with fsync, durably (the directory's fsync also persists any name created in it before). */
-export async function writeRecord (directory: Directory, record: UploadRecord, fsync: boolean): Promise<void> {
+export async function writeRecord (directory: Directory, record: UploadRecord, durable: boolean): Promise<void> {
   // Dot-prefixed so that scans for records never see a half-written one.
   const temporary = path.join(directory.path, `.${record.id}.${randomBytes(6).toString('hex')}.tmp`)
-  const handle = await open(temporary, 'wx', 0o644)
+  const fd = openSync(temporary, 'wx', 0o644)
   try {
-    await handle.writeFile(JSON.stringify(record))
-    if (fsync) await handle.sync()
+    writeFileSync(fd, JSON.stringify(record))
+    if (durable) await fsync(fd)
   } catch (error) {
-    await handle.close()
-    await unlink(temporary).catch(() => {})
+    closeSync(fd)
+    unlinkSync(temporary)
     throw error
   }
-  await handle.close()
-  await rename(temporary, path.join(directory.path, recordName(record.id)))
-  if (fsync) await directory.sync()
+  closeSync(fd)
+  renameSync(temporary, path.join(directory.path, recordName(record.id)))
+  if (durable) await directory.sync()
 }
