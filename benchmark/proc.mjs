@@ -11,12 +11,12 @@ const CLK_TCK = (() => {
   }
 })()
 
-/** utime + stime of a process, in seconds. */
-export function cpuSeconds (pid) {
+/** utime and stime of a process (all its threads), in seconds. */
+export function cpuTimes (pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   // The command name may hold spaces and parentheses: fields are counted after its closing ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK
+  return { user: Number(fields[11]) / CLK_TCK, system: Number(fields[12]) / CLK_TCK }
 }
 
 /** VmRSS and VmHWM (peak RSS since start or the last reset), in bytes. */

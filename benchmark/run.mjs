@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util'
 import {
   GiB, KiB, MiB, TusClient, chunkedPatches, expectedBytes, headSetup, heads, parallelUploads, percentile, singlePatch, smallUploads
 } from './load.mjs'
-import { cpuSeconds, machine, memory, resetPeak, sampleRss } from './proc.mjs'
+import { cpuTimes, machine, memory, resetPeak, sampleRss } from './proc.mjs'
 import { summarise } from './profile-summary.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -26,7 +26,7 @@ const HELP = `Usage: node benchmark/run.mjs [options]   (npm run bench -- [optio
   --scale X          size and count factor; 0.05 for a quick check (env BENCH_SCALE, default 1)
   --rounds N         runs per server per scenario, interleaved (env BENCH_ROUNDS, default 3)
   --memory-rounds N  runs per server of the memory scenario (env BENCH_MEMORY_ROUNDS, default 1)
-  --servers LIST     comma-separated keys: ${'fastify-tus,fastify-tus-nofsync,tus-server,fsync-sink,sink'}
+  --servers LIST     comma-separated keys: fastify-tus,fastify-tus-nofsync,tus-server,fsync-sink,sink
                      (env BENCH_SERVERS, default all)
   --scenarios LIST   comma-separated ids: 1,2,3,4,5,6 (env BENCH_SCENARIOS, default all)
   --profile DIR      run the fastify-tus servers under node --cpu-prof, profiles in DIR, and
@@ -35,6 +35,12 @@ const HELP = `Usage: node benchmark/run.mjs [options]   (npm run bench -- [optio
   --write            also write the report to benchmark/results.md
   -h, --help         this help
 `
+
+process.on('uncaughtException', (error) => {
+  // A bad option or a broken harness: say what, without a trace for the former.
+  process.stderr.write(`${String(error.code).startsWith('ERR_PARSE_ARGS') || error.usage === true ? error.message : error.stack}\n`)
+  process.exit(2)
+})
 
 const { values: flags } = parseArgs({
   strict: true,
@@ -61,7 +67,7 @@ const memoryRounds = Math.round(positive('--memory-rounds', flags['memory-rounds
 
 function positive (name, text) {
   const value = Number(text)
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} needs a positive number, got "${text}"`)
+  if (!Number.isFinite(value) || value <= 0) throw usage(`${name} needs a positive number, got "${text}"`)
   return value
 }
 
@@ -77,6 +83,9 @@ const SERVERS = [
   { key: 'sink', label: 'sink (HTTP ceiling)', script: 'sink.mjs', args: [], dataDir: null, ceiling: true }
 ]
 const BASELINE = 'tus-server'
+// Share of one core the client may use before its figures are flagged as possibly client-bound.
+const CLIENT_BOUND = 0.8
+const RUN_TIMEOUT = Number(process.env.BENCH_RUN_TIMEOUT ?? 300)
 
 const size1 = scaled(GiB, MiB)
 const chunk2 = 8 * MiB
@@ -122,13 +131,17 @@ const chosenServers = list(flags.servers, all, 'server')
 const chosenScenarios = flags.scenarios === ''
   ? SCENARIOS
   : SCENARIOS.filter((scenario) => flags.scenarios.split(',').some((id) => id.trim() !== '' && scenario.id.startsWith(id.trim())))
-if (chosenScenarios.length === 0) throw new Error(`no scenario matches "${flags.scenarios}"`)
+if (chosenScenarios.length === 0) throw usage(`no scenario matches "${flags.scenarios}"`)
 
 function list (text, known, what) {
   if (text === '') return known
   const names = text.split(',').map((name) => name.trim()).filter((name) => name !== '')
-  for (const name of names) if (!known.includes(name)) throw new Error(`unknown ${what} "${name}"; known: ${known.join(', ')}`)
+  for (const name of names) if (!known.includes(name)) throw usage(`unknown ${what} "${name}"; known: ${known.join(', ')}`)
   return names
+}
+
+function usage (message) {
+  return Object.assign(new Error(message), { usage: true })
 }
 
 // ---------------------------------------------------------------- servers
@@ -210,24 +223,34 @@ async function runOnce (server, scenario, round) {
     resetPeak(pid)
     const rssBefore = memory(pid).rss
     const clientCpu = process.cpuUsage()
-    const cpuBefore = cpuSeconds(pid)
+    const cpuBefore = cpuTimes(pid)
     const stopSampling = sampleRss(pid)
     const start = performance.now()
     let result, wall, sampledPeak
+    // A server that stops answering is killed, which fails the run instead of hanging the benchmark.
+    let hung = false
+    const watchdog = setTimeout(() => { hung = true; void child.stop() }, RUN_TIMEOUT * 1000)
     try {
       result = await scenario.run(client, state)
+    } catch (error) {
+      if (hung) error.message = `no answer within ${RUN_TIMEOUT} s (BENCH_RUN_TIMEOUT): ${error.message}`
+      throw error
     } finally {
+      clearTimeout(watchdog)
       wall = (performance.now() - start) / 1000
       sampledPeak = stopSampling()
     }
-    const cpu = cpuSeconds(pid) - cpuBefore
+    const cpuAfter = cpuTimes(pid)
+    const cpuUser = cpuAfter.user - cpuBefore.user
+    const cpuSystem = cpuAfter.system - cpuBefore.system
     const { hwm } = memory(pid)
     const clientSeconds = cpuUsageSeconds(process.cpuUsage(clientCpu))
 
     await verify(server, dir, client, result, scenario)
     return {
       wall,
-      cpu,
+      cpu: cpuUser + cpuSystem,
+      cpuSystem,
       clientCpu: clientSeconds,
       bytes: result.bytes,
       ops: result.ops,
@@ -311,8 +334,11 @@ function figures (scenario, runs) {
     spread: ok.length > 1 ? (Math.max(...rates) - Math.min(...rates)) / rate : 0,
     wall: median(ok.map((run) => run.wall)),
     cpu: median(ok.map((run) => run.cpu / unit.cpuBase(run))),
+    system: median(ok.map((run) => run.cpu === 0 ? 0 : run.cpuSystem / run.cpu)),
     clientCpu: median(ok.map((run) => run.clientCpu / unit.cpuBase(run))),
+    clientBusy: median(ok.map((run) => run.clientCpu / run.wall)),
     rss: median(ok.map((run) => run.peakRss)) / MiB,
+    idle: median(ok.map((run) => run.rssBefore)) / MiB,
     p50: median(ok.map((run) => run.p50)),
     p99: median(ok.map((run) => run.p99))
   }
@@ -330,35 +356,40 @@ const ratio = (value, base) => value === undefined || base === undefined || base
 function report (results, info, elapsed) {
   const lines = []
   lines.push('# fastify-tus benchmark', '')
-  lines.push(`Run ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${(elapsed / 60).toFixed(1)} min: scale ${scale}, ${rounds} rounds per server (memory: ${memoryRounds}), medians; ` +
+  lines.push(`Run ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${(elapsed / 60).toFixed(1)} min; scale ${scale}; rounds per server: ${rounds} (memory: ${memoryRounds}); medians; ` +
     'each run on a fresh server process and temporary directory.', '')
   lines.push('| machine | |', '| --- | --- |')
   for (const [key, value] of Object.entries(info)) lines.push(`| ${key} | ${value} |`)
   lines.push('')
   lines.push('Ratios are to @tus/server in the same scenario: above 1× is faster for throughput, below 1× is cheaper for CPU and RSS. ' +
-    '± is the spread of the throughput (max − min) / median. CPU is the server process\'s user + system time over the timed part.', '')
-  lines.push('| scenario | server | throughput | ×tus | wall s | server CPU | ×tus | peak RSS MiB | ×tus | p50 / p99 ms |')
+    '± is the spread of the throughput (max − min) / median; † marks a figure whose client used over 80% of a core, so it may be the client\'s limit. CPU is the server process\'s user + system time (all threads) over the timed part, with the share of system time.', '')
+  lines.push('Scenarios:', '')
+  for (const { scenario } of results) lines.push(`- **${scenario.id}**: ${scenario.title}`)
+  lines.push('')
+  lines.push('| # | server | throughput | ×tus | wall s | server CPU | ×tus | peak RSS MiB | ×tus | p50 / p99 ms |')
   lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
   for (const { scenario, byServer } of results) {
     const unit = UNITS[scenario.unit]
     const base = byServer.get(BASELINE)?.figures
     for (const [key, { figures: f, runs }] of byServer) {
       const label = SERVERS.find((server) => server.key === key).label
-      const name = `${scenario.id}. ${scenario.title}`
       if (f === undefined) {
-        lines.push(`| ${name} | ${label} | failed (${runs.length} of ${runs.length}) | | | | | | | |`)
+        lines.push(`| ${scenario.id} | ${label} | failed (${runs.length} of ${runs.length}) | | | | | | | |`)
         continue
       }
-      const throughput = `${number(f.rate)} ${unit.rate}${f.runs > 1 ? ` ±${number(100 * f.spread, 0)}%` : ''}${f.failed > 0 ? ` (${f.failed} failed)` : ''}`
+      // The client used most of a core: the figure may be the client's limit, not the server's.
+      const clientBound = f.clientBusy >= CLIENT_BOUND ? ' †' : ''
+      const throughput = `${number(f.rate)} ${unit.rate}${clientBound}${f.runs > 1 ? ` ±${number(100 * f.spread, 0)}%` : ''}${f.failed > 0 ? ` (${f.failed} failed)` : ''}`
       const latency = f.p50 === undefined ? '' : `${number(f.p50)} / ${number(f.p99)}`
-      lines.push(`| ${name} | ${label} | ${throughput} | ${ratio(f.rate, base?.rate)} | ${number(f.wall)} | ${number(f.cpu)} ${unit.per} | ` +
+      lines.push(`| ${scenario.id} | ${label} | ${throughput} | ${ratio(f.rate, base?.rate)} | ${number(f.wall)} | ${number(f.cpu)} ${unit.per} (${number(100 * f.system, 0)}% sys) | ` +
         `${ratio(f.cpu, base?.cpu)} | ${number(f.rss, 0)} | ${ratio(f.rss, base?.rss)} | ${latency} |`)
     }
   }
   const memoryRows = memoryTable(results)
   if (memoryRows.length > 0) {
-    lines.push('', 'Memory: peak RSS of the server process during one upload in one PATCH (a streaming server stays flat).', '')
-    lines.push(`| server | ${bytes(mem6[0])} | ${bytes(mem6[1])} | growth |`, '| --- | --- | --- | --- |')
+    lines.push('', 'Memory (scenario 6): peak RSS of the server process during one upload in one PATCH; ' +
+      'idle is its RSS just before the upload. A server that streams stays flat as the upload grows.', '')
+    lines.push(`| server | idle | ${bytes(mem6[0])} | ${bytes(mem6[1])} | growth |`, '| --- | --- | --- | --- | --- |')
     lines.push(...memoryRows)
   }
   return lines.join('\n') + '\n'
@@ -371,7 +402,7 @@ function memoryTable (results) {
   for (const [key, { figures: f }] of big.byServer) {
     const g = small.byServer.get(key)?.figures
     const label = SERVERS.find((server) => server.key === key).label
-    rows.push(`| ${label} | ${number(g?.rss, 0)} MiB | ${number(f?.rss, 0)} MiB | ${g && f ? `${number(f.rss - g.rss, 0)} MiB` : '–'} |`)
+    rows.push(`| ${label} | ${number(g?.idle, 0)} MiB | ${number(g?.rss, 0)} MiB | ${number(f?.rss, 0)} MiB | ${g && f ? `${number(f.rss - g.rss, 0)} MiB` : '–'} |`)
   }
   return rows
 }
@@ -421,12 +452,13 @@ for (const { scenario, servers } of plan) {
         run = await runOnce(server, scenario, round)
         const unit = UNITS[scenario.unit]
         process.stderr.write(`${tag}: ${number(unit.amount(run) / run.wall)} ${unit.rate}, ${number(run.wall)} s, ` +
-          `server CPU ${number(run.cpu)} s, client CPU ${number(run.clientCpu)} s, peak RSS ${number(run.peakRss / MiB, 0)} MiB` +
+          `server CPU ${number(run.cpu)} s (sys ${number(run.cpuSystem)}), client CPU ${number(run.clientCpu)} s, peak RSS ${number(run.peakRss / MiB, 0)} MiB` +
           `${run.p99 === undefined ? '' : `, p50 ${number(run.p50)} ms, p99 ${number(run.p99)} ms`}\n`)
       } catch (error) {
         failures++
         run = { error: error.message }
-        process.stderr.write(`${tag}: FAILED ${error.stack}\n`)
+        const where = String(error.stack).split('\n').filter((line) => line.trimStart().startsWith('at ')).slice(0, 3)
+        process.stderr.write(`${tag}: FAILED ${error.message}\n${where.join('\n')}\n`)
       }
       byServer.get(server.key).runs.push(run)
     }

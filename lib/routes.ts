@@ -117,7 +117,8 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks }
       metadata,
       serverMetadata,
       concat,
-      allowUnfinishedPartials: enabled.has('concatenation-unfinished')
+      allowUnfinishedPartials: enabled.has('concatenation-unfinished'),
+      withData: body !== undefined
     })
     const log = withUploadId(request, reply, record.id)
     log.info({ length: record.length, metadata, concat: record.concat }, 'upload created')

@@ -212,6 +212,8 @@ declare namespace fastifyTus {
     concat?: { partial: true } | { final: string[] }
     /** Let a final upload be created before all its partial uploads are finished. Default `false`. */
     allowUnfinishedPartials?: boolean
+    /** Data follows at once (creation-with-upload): the `write` that follows makes the creation durable too, saving a directory fsync. */
+    withData?: boolean
   }
 
   export interface Checksum {

@@ -1,8 +1,7 @@
 // The disk ceiling: the sink's protocol, but each body goes to <dir>/files/<id>
 // at its offset and is fdatasync'ed before the answer; no record, no lock.
 import { randomUUID } from 'node:crypto'
-import { mkdirSync } from 'node:fs'
-import { open } from 'node:fs/promises'
+import { createWriteStream, mkdirSync } from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
@@ -27,7 +26,7 @@ async function handle (req, res) {
     const upload = { offset: 0, length: Number(req.headers['upload-length']) }
     uploads.set(id, upload)
     upload.offset = await receive(req, path.join(directory, id), 'w', 0)
-    res.writeHead(201, { ...TUS_HEADERS, Location: `http://${req.headers.host}/files/${id}`, 'Upload-Offset': upload.offset }).end()
+    res.writeHead(201, { ...TUS_HEADERS, 'Content-Length': '0', Location: `http://${req.headers.host}/files/${id}`, 'Upload-Offset': upload.offset }).end()
     return
   }
   const id = req.url.slice('/files/'.length)
@@ -43,17 +42,11 @@ async function handle (req, res) {
   res.writeHead(204, { ...TUS_HEADERS, 'Upload-Offset': upload.offset }).end()
 }
 
-// Returns the new offset once the bytes are durable.
+// Returns the new offset once the bytes are durable (`flush` fsyncs before the close).
 async function receive (req, file, flags, start) {
-  const handle = await open(file, flags, 0o644)
-  try {
-    const out = handle.createWriteStream({ start, autoClose: false, highWaterMark: 1024 * 1024 })
-    await pipeline(req, out)
-    await handle.datasync()
-    return start + out.bytesWritten
-  } finally {
-    await handle.close()
-  }
+  const out = createWriteStream(file, { flags, start, mode: 0o644, highWaterMark: 1024 * 1024, flush: true })
+  await pipeline(req, out)
+  return start + out.bytesWritten
 }
 
 server.listen(0, '127.0.0.1', () => ready(server))

@@ -15,7 +15,7 @@ const server = http.createServer((req, res) => {
     uploads.set(id, upload)
     discard(req, (bytes) => {
       upload.offset += bytes
-      res.writeHead(201, { ...TUS_HEADERS, Location: `http://${req.headers.host}/files/${id}`, 'Upload-Offset': upload.offset }).end()
+      res.writeHead(201, { ...TUS_HEADERS, 'Content-Length': '0', Location: `http://${req.headers.host}/files/${id}`, 'Upload-Offset': upload.offset }).end()
     })
     return
   }

@@ -78,6 +78,8 @@ export class FileStore implements TusStore {
   private readonly checkpointBytes: number
   private readonly takeoverTimeout: number
   private readonly concatenation: Concatenation
+  // Uploads created with data whose names are not durable yet: the write that follows makes them so.
+  private readonly unnamed = new Set<string>()
 
   constructor (readonly options: FileStoreOptions) {
     this.directory = options.directory
@@ -129,8 +131,10 @@ export class FileStore implements TusStore {
     const handle = await open(dataPath, 'wx', 0o644)
     try {
       if (length !== null && length > 0 && this.options.preallocate) await reserve(handle.fd, this.directory, length)
-      // The directory fsync in writeRecord also makes the new data file's name durable.
-      await writeRecord(this.uploads, record, this.options.fsync)
+      // The directory fsync in writeRecord also makes the new data file's name durable; with
+      // data coming in the same request, the write that follows does it (and answers).
+      await writeRecord(this.uploads, record, this.options.fsync, input.withData !== true)
+      if (input.withData === true) this.unnamed.add(record.id)
     } catch (error) {
       await unlink(dataPath)
       throw storageError(error)
@@ -170,6 +174,7 @@ export class FileStore implements TusStore {
     } finally {
       await handle.close()
       release()
+      if (this.unnamed.delete(id) && this.options.fsync) await this.uploads.sync()
     }
   }
 
@@ -299,6 +304,7 @@ export class FileStore implements TusStore {
       // The last byte: the record that says so is also the one that commits the hand-over.
       if (finished) await this.prepareFinish(record)
       await writeRecord(this.uploads, record, this.options.fsync)
+      this.unnamed.delete(record.id)
       input.onProgress?.({ ...record })
       if (finished) handedOver = await this.afterFinish(record)
     }
@@ -412,9 +418,10 @@ export class FileStore implements TusStore {
     const completedData = await stat(path.join(this.completedDir, record.id)).then(() => true, () => false)
     const published = completedData && await readRecord(this.completedDir, record.id) === undefined
     if (published) await writeRecord(this.completed, record, this.options.fsync)
+    // Not fsynced: should these removals be lost, the finished record left behind
+    // is recognised (its completed copy is there, or was delivered) and cleared.
     await unlinkIfPresent(path.join(this.directory, recordName(record.id)))
     await unlinkIfPresent(path.join(this.directory, record.id))
-    if (this.options.fsync) await this.uploads.sync()
     return published
   }
 

@@ -5,6 +5,7 @@
 // the thread pool); only the fsyncs, which wait for the disk, go to the pool.
 import { randomBytes } from 'node:crypto'
 import { closeSync, fsync as fsyncFd, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
+import { constants } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import type { UploadRecord } from '../../types/index'
@@ -12,17 +13,28 @@ import { FST_TUS_CORRUPT_RECORD } from '../errors'
 import type { Directory } from './directory'
 
 const fsync = promisify(fsyncFd)
+// Temporary names unique across processes and machines sharing the directory, without a random draw per write.
+const writer = `${randomBytes(6).toString('hex')}-${process.pid}`
+let written = 0
 
 export const recordName = (id: string): string => `${id}.meta`
 
+// A record replaced through another client of a network filesystem (NFS,
+// GlusterFS) may be gone between lookup and open: ESTALE, worth another look.
+const ESTALE = -constants.errno.ESTALE
+const STALE_RETRIES = 5
+
 /** The record, or undefined when there is none. */
 export async function readRecord (directory: string, id: string): Promise<UploadRecord | undefined> {
-  let text: string
-  try {
-    text = readFileSync(path.join(directory, recordName(id)), 'utf8')
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw error
+  let text: string | undefined
+  for (let attempt = 0; text === undefined; attempt++) {
+    try {
+      text = readFileSync(path.join(directory, recordName(id)), 'utf8')
+    } catch (error) {
+      const { code, errno } = error as NodeJS.ErrnoException
+      if (code === 'ENOENT') return undefined
+      if (errno !== ESTALE || attempt === STALE_RETRIES) throw error
+    }
   }
   try {
     return JSON.parse(text, (key, value) => key === 'metadata' ? Object.assign(Object.create(null), value) : value) as UploadRecord
@@ -31,10 +43,16 @@ export async function readRecord (directory: string, id: string): Promise<Upload
   }
 }
 
-/** Replaces the record atomically; with fsync, durably (the directory's fsync also persists any name created in it before). */
-export async function writeRecord (directory: Directory, record: UploadRecord, durable: boolean): Promise<void> {
+/**
+ * Replaces the record atomically. With `durable`, its content is fsynced before
+ * the rename (another request's directory fsync may persist the new name at any
+ * time, and must never find an empty record behind it); with `named` too, the
+ * directory is fsynced, which makes the name and every earlier change in the
+ * directory durable.
+ */
+export async function writeRecord (directory: Directory, record: UploadRecord, durable: boolean, named = durable): Promise<void> {
   // Dot-prefixed so that scans for records never see a half-written one.
-  const temporary = path.join(directory.path, `.${record.id}.${randomBytes(6).toString('hex')}.tmp`)
+  const temporary = path.join(directory.path, `.${record.id}.${writer}-${written++}.tmp`)
   const fd = openSync(temporary, 'wx', 0o644)
   try {
     writeFileSync(fd, JSON.stringify(record))
@@ -46,5 +64,5 @@ export async function writeRecord (directory: Directory, record: UploadRecord, d
   }
   closeSync(fd)
   renameSync(temporary, path.join(directory.path, recordName(record.id)))
-  if (durable) await directory.sync()
+  if (durable && named) await directory.sync()
 }

@@ -36,7 +36,10 @@ const INSTALL = 'apt-get update && apt-get install -y glusterfs-server glusterfs
 const KiB = 1024
 const MiB = 1024 * KiB
 
-// Setup (~4 s), six scenarios (~30 s) and teardown (~8 s) fit well in this; tap's default of 120 s per file is raised for it.
+// A run takes 30-40 s: setup ~4 s, the scenarios 20-30 s, teardown ~7 s. The bounds: the
+// scenarios end within SCENARIOS_BUDGET (setup included), then teardown gets up to 45 s, all
+// inside the file's timeout, so that tap never kills this process with the cluster still up.
+const SCENARIOS_BUDGET = 170_000
 t.setTimeout(240_000)
 
 // ---------------------------------------------------------------- the cluster
@@ -83,13 +86,13 @@ async function startCluster (t: Test): Promise<Cluster> {
   const env = { GLUSTER_ROOT: root, VOLNAME: `fastifytus_${process.pid}` }
   t.teardown(async () => {
     const started = Date.now()
-    const down = await runScript('teardown.sh', env, 60_000)
+    const down = await runScript('teardown.sh', env, 45_000)
     // setup.sh may have failed before marking the directory as its own: remove it if nothing is mounted there.
     if (existsSync(root) && mountsUnder(root).length === 0) await rm(root, { recursive: true, force: true })
     if (down.code !== 0) throw new Error(`test/cluster/teardown.sh failed (exit ${down.code ?? down.signal}):\n${down.stderr}`)
     process.stderr.write(`# cluster teardown took ${Date.now() - started} ms\n`)
   })
-  const up = await runScript('setup.sh', env, 150_000)
+  const up = await runScript('setup.sh', env, 120_000)
   const m1 = /^M1=(.+)$/m.exec(up.stdout)?.[1]
   const m2 = /^M2=(.+)$/m.exec(up.stdout)?.[1]
   if (up.code !== 0 || m1 === undefined || m2 === undefined) {
@@ -183,12 +186,18 @@ function assertRefused (t: Test, outcome: RawOutcome, what: string): number | un
 const patchHeaders = (offset: number, length: number): Record<string, string> =>
   ({ ...PATCH_HEADERS, 'upload-offset': String(offset), 'content-length': String(length) })
 
-/** A PATCH as a tus client sends it: again after a 423 (the lock is being let go), for at most `timeout` ms. */
-async function patchRetrying (url: string, offset: number, body: Buffer, timeout = 10_000): Promise<RawOutcome> {
+/**
+ * Resumes an upload as a tus client does: HEAD for the offset, PATCH the rest, and
+ * again after a 423 or a connection the server closed on a refused body (the
+ * other node is letting go of the upload), for at most `timeout` ms.
+ */
+async function resume (url: string, body: Buffer, timeout = 10_000): Promise<RawOutcome> {
   const deadline = Date.now() + timeout
   for (;;) {
-    const outcome = await rawSend(url, 'PATCH', patchHeaders(offset, body.length), body)
-    if (outcome.response?.statusCode !== 423 || Date.now() > deadline) return outcome
+    const offset = Number((await send(url, 'HEAD', TUS)).headers['upload-offset'])
+    const outcome = await rawSend(url, 'PATCH', patchHeaders(offset, body.length - offset), body.subarray(offset))
+    const retry = outcome.error !== undefined || outcome.response.statusCode === 423
+    if (!retry || Date.now() > deadline) return outcome
     await sleep(50)
   }
 }
@@ -209,7 +218,7 @@ const records = (names: string[]): string[] => names.filter((name) => /^[0-9a-f-
 
 // ---------------------------------------------------------------- the test
 
-t.test('two nodes on one GlusterFS volume (two FUSE mounts)', async (t) => {
+t.test('two nodes on one GlusterFS volume (two FUSE mounts)', { timeout: SCENARIOS_BUDGET }, async (t) => {
   let phase = Date.now()
   const lap = (what: string): void => {
     t.comment(`${what}: ${Date.now() - phase} ms`)
@@ -249,10 +258,54 @@ t.test('two nodes on one GlusterFS volume (two FUSE mounts)', async (t) => {
     finished.set(id, sha256(body))
   })
 
-  await t.test('(2) concurrent PATCHes at one offset on A and B: never both succeed', { timeout: 45_000 }, async (t) => {
+  await t.test('(1b) HEAD on B while A writes: read-after-write across nodes, no stale or failed answer', { timeout: 45_000 }, async (t) => {
+    // Every PATCH replaces the record (a rename over it) through A's mount while B reads it:
+    // hundreds of small PATCHes, so that B often reads the record in the middle of its replacement.
+    const chunk = 4 * KiB
+    const chunks = 400
+    const body = randomBytes(chunk * chunks)
+    const urlA = await create(A.endpoint, { 'upload-length': String(body.length) })
+    let acknowledged = 0
+    let writing = true
+    const wrong: string[] = []
+    let heads = 0
+    // A HEAD started after A acknowledged an offset must see at least that offset, and never less than the one before.
+    const readers = [0, 1, 2, 3, 4, 5].map(async () => {
+      let last = 0
+      while (writing) {
+        const floor = acknowledged
+        const head = await send(onB(urlA), 'HEAD', TUS)
+        const offset = Number(head.headers['upload-offset'])
+        heads++
+        if (head.statusCode !== 200) wrong.push(`HEAD ${head.statusCode} (offset acknowledged by A: ${floor})`)
+        else if (offset < floor) wrong.push(`stale: offset ${offset} after A acknowledged ${floor}`)
+        else if (offset < last) wrong.push(`went back: offset ${offset} after ${last}`)
+        else if (offset > body.length) wrong.push(`offset ${offset} past the length`)
+        else last = offset
+      }
+    })
+    try {
+      for (let start = 0; start < body.length; start += chunk) {
+        const response = await send(urlA, 'PATCH', { ...TUS, ...PATCH_HEADERS, 'upload-offset': String(start) }, body.subarray(start, start + chunk))
+        if (response.statusCode !== 204) throw new Error(`PATCH at ${start} on A: ${response.statusCode} ${response.text}`)
+        acknowledged = start + chunk
+      }
+    } finally {
+      writing = false
+      await Promise.all(readers)
+    }
+    t.comment(`${heads} HEADs on B during ${chunks} PATCHes on A`)
+    t.ok(heads >= chunks, 'B was asked throughout')
+    t.strictSame(wrong, [], 'every HEAD on B answered 200 with an offset at least as new as A had acknowledged')
+    await assertFinishedOnBoth(t, [A, B], idOf(urlA), sha256(body), body.length)
+    finished.set(idOf(urlA), sha256(body))
+  })
+
+  await t.test('(2) concurrent PATCHes at one offset on A and B: never both succeed', { timeout: 30_000 }, async (t) => {
     await t.test('a PATCH on B while A streams the same bytes is refused', async (t) => {
       const body = randomBytes(1 * MiB)
-      const intruder = randomBytes(256 * KiB)
+      // One socket write: a refused body must not still be on its way when the server closes the connection.
+      const intruder = randomBytes(64 * KiB)
       const urlA = await create(A.endpoint, { 'upload-length': String(body.length) })
       const id = idOf(urlA)
       const piece = 64 * KiB
@@ -278,7 +331,8 @@ t.test('two nodes on one GlusterFS volume (two FUSE mounts)', async (t) => {
     await t.test('simultaneous full PATCHes on A and B, 8 rounds: one wins, the file is the winner\'s', async (t) => {
       const refusals = { 409: 0, 423: 0 }
       for (let round = 0; round < 8; round++) {
-        const length = 512 * KiB
+        // One socket write each: the loser's body is all sent before its refusal closes the connection.
+        const length = 64 * KiB
         const bodies = [randomBytes(length), randomBytes(length)]
         const url = await create((round % 2 === 0 ? A : B).endpoint, { 'upload-length': String(length) })
         const id = idOf(url)
@@ -311,12 +365,12 @@ t.test('two nodes on one GlusterFS volume (two FUSE mounts)', async (t) => {
     // A records what arrived once it sees the socket die; B learns it from the record only.
     const offset = await waitForOffset(onB(urlA), (o) => o > 0, 10_000)
     t.equal(offset, sent, 'HEAD on B reports every byte A received before the client died')
-    assertPatched(t, await patchRetrying(onB(urlA), offset, body.subarray(offset)), body.length, 'the rest on B')
+    assertPatched(t, await resume(onB(urlA), body), body.length, 'the rest on B')
     await assertFinishedOnBoth(t, [A, B], id, sha256(body), body.length)
     finished.set(id, sha256(body))
   })
 
-  await t.test('(5) concatenation across nodes', { timeout: 45_000 }, async (t) => {
+  await t.test('(5) concatenation across nodes', { timeout: 30_000 }, async (t) => {
     const partial = async (node: TusNode, body: Buffer): Promise<string> => {
       const response = await send(node.endpoint, 'POST', {
         ...TUS, 'upload-concat': 'partial', 'upload-length': String(body.length), 'content-type': 'application/offset+octet-stream'
@@ -377,7 +431,8 @@ t.test('two nodes on one GlusterFS volume (two FUSE mounts)', async (t) => {
     })
   })
 
-  await t.test('(4) exactly-once hand-over across nodes: 2 workers per node, polling across', { timeout: 60_000 }, async (t) => {
+  // (4) comes after (5): its workers hand over every upload this run finished.
+  await t.test('(4) exactly-once hand-over across nodes: 2 workers per node, polling across', { timeout: 45_000 }, async (t) => {
     t.strictSame(records(await readdir(B.completed)), [...finished.keys()].sort(), 'completedDir holds the uploads finished so far, as B sees it')
     const started = []
     for (const [index, node] of [A, A, B, B].entries()) {
@@ -428,11 +483,11 @@ t.test('two nodes on one GlusterFS volume (two FUSE mounts)', async (t) => {
     finished.clear()
   })
 
-  await t.test('(6) the janitor on both nodes at once: every id reported once', { timeout: 60_000 }, async (t) => {
+  await t.test('(6) the janitor on both nodes at once: every id reported once', { timeout: 45_000 }, async (t) => {
     const expected: Record<typeof CATEGORIES[number], string[]> = {
       finalized: [], stale: [], expired: [], orphanedMeta: [], orphanedData: [], oldCompleted: []
     }
-    const zombies = new Map<string, string>()
+    const zombies = new Map<string, Buffer>()
     for (let i = 0; i < 6; i++) {
       const node = i % 2 === 0 ? A : B
       const other = node === A ? B : A
@@ -452,7 +507,7 @@ t.test('two nodes on one GlusterFS volume (two FUSE mounts)', async (t) => {
       await handle.close()
       await editRecord(other.uploads, zombie, { offset: body.length })
       await backDate(path.join(other.uploads, zombie), 2 * HOUR)
-      zombies.set(zombie, sha256(body))
+      zombies.set(zombie, body)
       expected.finalized.push(zombie)
       // Finished long ago and never claimed.
       const old = await finishUpload(node.endpoint, randomBytes(2 * KiB))
@@ -493,7 +548,7 @@ t.test('two nodes on one GlusterFS volume (two FUSE mounts)', async (t) => {
       t.strictSame(records(await readdir(node.completed)), [...zombies.keys()].sort(), `only the zombies' records in completedDir (through ${node.name}'s mount)`)
       t.strictSame(uuids(await readdir(node.completed)), [...zombies.keys()].sort(), `and their data (through ${node.name}'s mount)`)
     }
-    for (const [id, hash] of zombies) await assertFinishedOnBoth(t, [A, B], id, hash, statSync(path.join(A.completed, id)).size)
+    for (const [id, body] of zombies) await assertFinishedOnBoth(t, [A, B], id, sha256(body), body.length)
 
     const again = await Promise.all(origins.map(runJanitor))
     t.strictSame(again.flatMap((report) => [...CATEGORIES.flatMap((category) => report[category]), ...report.errors]), [], 'a second pass on both nodes finds nothing to do')

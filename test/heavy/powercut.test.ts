@@ -403,8 +403,10 @@ async function verify (mount: Mount, endpoint: string, uploads: Upload[]): Promi
     }
     const inProgress = readJson(path.join(mount.uploads, `${u.id!}.meta`), problems)
     const completed = readJson(path.join(mount.completed, `${u.id!}.meta`), problems)
-    // Handed over means the in-progress record is gone too: the server answers from it first.
-    const handedOver = completed !== undefined && inProgress === undefined
+    // Handed over: the completed record exists, and an in-progress record that survived is
+    // the committed one (finishedAt set: its removal need not be durable; the next PATCH or
+    // the janitor clears it, and the server answers the same from either).
+    const handedOver = completed !== undefined && (inProgress === undefined || (inProgress.finishedAt === completed.finishedAt && inProgress.offset === completed.offset))
     if (u.finished && !handedOver) {
       problems.push(`${what}: records after the cut: uploads ${JSON.stringify(inProgress)}, completed ${JSON.stringify(completed)}`)
     }
