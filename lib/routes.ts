@@ -50,6 +50,7 @@ const UPLOAD_URL = '/*'
 const OVERRIDABLE = new Set(['PATCH', 'DELETE', 'HEAD'])
 
 type Handler = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+type WriteEvents = Pick<WriteUploadInput, 'onProgress' | 'onHandedOver'>
 
 export async function tusRoutes (app: FastifyInstance, { options, store, hooks }: TusRoutesOptions): Promise<void> {
   const maxBytes = Number.isFinite(options.maxChunkSize) ? options.maxChunkSize : undefined
@@ -112,26 +113,24 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks }
     }
     const proposal = { length, metadata: parseMetadata(headers['upload-metadata'], options.maxMetadataSize) }
     const { metadata, serverMetadata } = await preCreate(request, proposal)
-    const record = await store.create({
-      length,
-      metadata,
-      serverMetadata,
-      concat,
-      allowUnfinishedPartials: enabled.has('concatenation-unfinished'),
-      withData: body !== undefined
-    })
-    const log = withUploadId(request, reply, record.id)
-    log.info({ length: record.length, metadata, concat: record.concat }, 'upload created')
-    reply.header('Location', `${request.protocol}://${request.host}${base}/${record.id}`)
-    await hooks.notify('tus:created', log, record.id, { ...record }, request)
-    // An empty upload, or a final upload whose partials were all finished, is handed over at once.
-    if (record.finishedAt !== null && !isPartial(record)) await completed(request, record)
-    let current = record
-    if (body !== undefined) {
-      current = (await write(request, record.id, body, { offset: 0, maxBytes, contentLength, checksum })).record
-      reply.header('Upload-Offset', current.offset)
+    const input = { length, metadata, serverMetadata, concat, allowUnfinishedPartials: enabled.has('concatenation-unfinished') }
+    const created = async (record: UploadRecord): Promise<void> => {
+      const log = withUploadId(request, reply, record.id)
+      log.info({ length: record.length, metadata, concat: record.concat }, 'upload created')
+      reply.header('Location', `${request.protocol}://${request.host}${base}/${record.id}`)
+      await hooks.notify('tus:created', log, record.id, { ...record }, request)
     }
-    expiresHeader(reply, current)
+    let record: UploadRecord
+    if (body === undefined) {
+      record = await store.create(input)
+      await created(record)
+      // An empty upload, or a final upload whose partials were all finished, is handed over at once.
+      if (record.finishedAt !== null && !isPartial(record)) await completed(request, record)
+    } else {
+      record = (await write(request, null, (events) => store.createWithData(input, body, { offset: 0, maxBytes, contentLength, checksum, onCreated: created, ...events }))).record
+      reply.header('Upload-Offset', record.offset)
+    }
+    expiresHeader(reply, record)
     reply.code(201).send()
   })
 
@@ -161,7 +160,7 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks }
     // The store reads the record under the lock; an extra read only when someone must check access first.
     if (hooks.has('tus:preAccess')) await hooks.run('tus:preAccess', request, await store.get(id))
     const body = request.body as Readable | undefined
-    const { record } = await write(request, id, body ?? null, { offset, length, maxBytes, contentLength, checksum })
+    const { record } = await write(request, id, (events) => store.write(id, body ?? null, { offset, length, maxBytes, contentLength, checksum, ...events }))
     reply.header('Upload-Offset', record.offset)
     expiresHeader(reply, record)
     reply.code(204).send()
@@ -228,20 +227,21 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks }
     return { metadata, serverMetadata }
   }
 
-  async function write (request: FastifyRequest, id: string, body: Readable | null, input: WriteUploadInput): Promise<WriteUploadResult> {
+  // Runs a store write (a PATCH's, or a creation's with data) with the hooks around it; `id` is null for a creation.
+  async function write (request: FastifyRequest, id: string | null, run: (events: WriteEvents) => Promise<WriteUploadResult>): Promise<WriteUploadResult> {
     const onProgress = hooks.has('tus:progress')
-      ? (record: UploadRecord) => { if (progress.due(record)) void hooks.notify('tus:progress', request.log, id, record) }
+      ? (record: UploadRecord) => { if (progress.due(record)) void hooks.notify('tus:progress', request.log, record.id, record) }
       : undefined
+    const onHandedOver = (record: UploadRecord): Promise<void> => completed(request, record)
     let result: WriteUploadResult
     try {
-      result = await writeBody(request, () => store.write(id, body, { ...input, onProgress }))
+      result = await writeBody(request, () => run({ onProgress, onHandedOver }))
     } catch (error) {
       // Refusals of the protocol (409, 413 ...) are part of resuming; failures of the server are not.
-      if (statusOf(error as FastifyError) >= 500) await hooks.failed(request.log, error as Error, await store.get(id).catch(() => null))
+      if (statusOf(error as FastifyError) >= 500) await hooks.failed(request.log, error as Error, id === null ? null : await store.get(id).catch(() => null))
       throw error
     }
     request.log.debug({ offset: result.record.offset, written: result.written }, 'chunk written')
-    for (const record of result.handedOver) await completed(request, record)
     return result
   }
 

@@ -13,7 +13,7 @@ import { fastifyTus } from '../lib/plugin'
 import { TUS, create, idOf, patch, send, startServer, tempDir, type TestServer } from './helpers'
 import { waitFor } from './interop-helpers'
 import { decodeMetadata, encodeMetadata, logCollector, startApp } from './lifecycle-helpers'
-import { assertError } from './protocol-helpers'
+import { assertError, patchChunked, pathOf, rawRequest } from './protocol-helpers'
 
 const OCTET = { 'content-type': 'application/offset+octet-stream' }
 
@@ -458,6 +458,25 @@ t.test('tus:completed fires exactly once, once the files are in completedDir, fo
     t.notOk(entry.leftover, `${entry.id}: nothing left in the uploads directory`)
     t.ok(entry.finishedAt !== null && !Number.isNaN(Date.parse(entry.finishedAt)), `${entry.id}: the finished record`)
   }
+})
+
+t.test('tus:completed fires for an upload finished by a request that then fails (bytes past Upload-Length)', async (t) => {
+  const completed: string[] = []
+  const server = await startApp(t, {}, (app) => { app.tus.addHook('tus:completed', (upload) => { completed.push(upload.id) }) })
+  // In a PATCH, and in a creation request carrying the whole upload.
+  const url = await create(server.endpoint, { 'upload-length': '10' })
+  const patched = await patchChunked(url, 0, [Buffer.alloc(6, 1), Buffer.alloc(6, 2)])
+  assertError(t, patched, 413, 'FST_TUS_UPLOAD_LENGTH_EXCEEDED')
+  const created = await rawRequest(server.origin, {
+    method: 'POST',
+    path: pathOf(server.endpoint),
+    headers: { ...TUS, ...OCTET, 'upload-length': '10' },
+    body: [Buffer.alloc(6, 3), Buffer.alloc(6, 4)]
+  })
+  assertError(t, created, 413, 'FST_TUS_UPLOAD_LENGTH_EXCEEDED')
+  const createdId = idOf(String(created.headers.location))
+  t.same(completed, [idOf(url), createdId], 'both handed over and announced, once each')
+  t.same((await readdir(server.completedDir)).sort(), [idOf(url), `${idOf(url)}.meta`, createdId, `${createdId}.meta`].sort())
 })
 
 t.test('concatenation: tus:completed for the final upload once, never for its partials', async (t) => {

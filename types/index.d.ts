@@ -212,8 +212,6 @@ declare namespace fastifyTus {
     concat?: { partial: true } | { final: string[] }
     /** Let a final upload be created before all its partial uploads are finished. Default `false`. */
     allowUnfinishedPartials?: boolean
-    /** Data follows at once (creation-with-upload): the `write` that follows makes the creation durable too, saving a directory fsync. */
-    withData?: boolean
   }
 
   export interface Checksum {
@@ -232,6 +230,12 @@ declare namespace fastifyTus {
     contentLength?: number
     /** Called each time written bytes are durable and recorded (during long writes and at the end). */
     onProgress?: (record: UploadRecord) => void
+    /**
+     * Called for each upload this write hands over to completedDir (this one, or the final
+     * upload a finished partial completes), as soon as it is there: also when the request
+     * then fails, e.g. with bytes past Upload-Length.
+     */
+    onHandedOver?: (record: UploadRecord) => Promise<void>
     /** The body's expected digest, or a function giving it once the body has ended (an HTTP trailer). A mismatch discards the whole body. */
     checksum?: Checksum | (() => Checksum | undefined)
   }
@@ -242,8 +246,6 @@ declare namespace fastifyTus {
     written: number
     /** True when this write received the upload's last byte. */
     finished: boolean
-    /** The uploads this write handed over to completedDir: this one, or the final upload a finished partial completed. */
-    handedOver: UploadRecord[]
   }
 
   /** The filesystem store: records, data files, locks. Knows nothing of HTTP. */
@@ -256,6 +258,11 @@ declare namespace fastifyTus {
     get (id: string): Promise<UploadRecord>
     /** Appends a stream to an upload under its lock, finishing it when the last byte is durable. */
     write (id: string, source: Readable | null, input: WriteUploadInput): Promise<WriteUploadResult>
+    /**
+     * Creates an upload with the data of its creation request (creation-with-upload). A body
+     * that is the whole upload is handed over directly; `onCreated` runs once the record is persisted.
+     */
+    createWithData (input: CreateUploadInput, source: Readable, write: WriteUploadInput & { onCreated?: (record: UploadRecord) => Promise<void> }): Promise<WriteUploadResult>
     /** Deletes an upload, in progress or finished and unclaimed; resolves with its last record. */
     terminate (id: string): Promise<UploadRecord>
   }

@@ -49,6 +49,11 @@ export interface FileStoreOptions {
   beforeFinish?: (record: UploadRecord) => Promise<void>
 }
 
+interface CreatedCallback {
+  /** Runs once the new upload's record is persisted, before the result (or the failure) is known to the caller. */
+  onCreated?: (record: UploadRecord) => Promise<void>
+}
+
 interface ActiveWrite {
   supersede (): void
   released: Promise<void>
@@ -107,14 +112,36 @@ export class FileStore implements TusStore {
     await this.completed.close()
   }
 
-  async create (input: CreateUploadInput): Promise<UploadRecord> {
+  async create (input: CreateUploadInput, withData = false): Promise<UploadRecord> {
     const partials = input.concat !== undefined && 'final' in input.concat
       ? await this.concatenation.partials(input.concat.final, input.allowUnfinishedPartials === true)
       : undefined
     const length = partials !== undefined ? partials.reduce((sum, partial) => sum + partial.length!, 0) : input.length
     if (length !== null && length > this.options.maxSize) throw new FST_TUS_MAX_SIZE_EXCEEDED(this.options.maxSize)
+    const record = this.newRecord(input, length)
+    const dataPath = path.join(this.directory, record.id)
+    const handle = await open(dataPath, 'wx', 0o644)
+    try {
+      if (length !== null && length > 0 && this.options.preallocate) await reserve(handle.fd, this.directory, length)
+      // The directory fsync in writeRecord also makes the new data file's name durable; with
+      // data coming in the same request, the write that follows does it (and answers).
+      await writeRecord(this.uploads, record, this.options.fsync, !withData)
+      if (withData) this.unnamed.add(record.id)
+    } catch (error) {
+      await unlink(dataPath)
+      throw storageError(error)
+    } finally {
+      await handle.close()
+    }
+    if (partials !== undefined) return await this.concatenation.created(record, partials)
+    // Nobody else knows the id yet: no lock needed to finish an empty upload.
+    if (length === 0) await this.complete(record)
+    return record
+  }
+
+  private newRecord (input: CreateUploadInput, length: number | null): UploadRecord {
     const now = Date.now()
-    const record: UploadRecord = {
+    return {
       id: newUploadId(),
       metadata: input.metadata ?? Object.create(null),
       serverMetadata: input.serverMetadata ?? {},
@@ -127,24 +154,87 @@ export class FileStore implements TusStore {
       expiresAt: this.expiryFrom(now),
       concat: input.concat ?? null
     }
+  }
+
+  async createWithData (input: CreateUploadInput, source: Readable, write: WriteUploadInput & CreatedCallback): Promise<WriteUploadResult> {
+    const { length } = input
+    // The whole upload may be in this body: then it goes straight to completedDir.
+    const whole = input.concat === undefined && length !== null && length > 0 && (write.contentLength ?? length) === length
+    if (!whole) {
+      const record = await this.create(input, true)
+      await write.onCreated?.(record)
+      return await this.write(record.id, source, write)
+    }
+    if (length > this.options.maxSize) throw new FST_TUS_MAX_SIZE_EXCEEDED(this.options.maxSize)
+    const record = this.newRecord(input, length)
+    const { limit, overLimit } = this.limitOf(record, write.maxBytes)
+    if (write.contentLength !== undefined && write.contentLength > limit) throw overLimit()
     const dataPath = path.join(this.directory, record.id)
     const handle = await open(dataPath, 'wx', 0o644)
     try {
-      if (length !== null && length > 0 && this.options.preallocate) await reserve(handle.fd, this.directory, length)
-      // The directory fsync in writeRecord also makes the new data file's name durable; with
-      // data coming in the same request, the write that follows does it (and answers).
-      await writeRecord(this.uploads, record, this.options.fsync, input.withData !== true)
-      if (input.withData === true) this.unnamed.add(record.id)
+      return await this.writeWhole(handle, record, source, write, limit, overLimit)
     } catch (error) {
-      await unlink(dataPath)
       throw storageError(error)
     } finally {
       await handle.close()
     }
-    if (partials !== undefined) return await this.concatenation.created(record, partials)
-    // Nobody else knows the id yet: no lock needed to finish an empty upload.
-    if (length === 0) await this.complete(record)
-    return record
+  }
+
+  // An upload whose creation request carries its data, perhaps all of it. No
+  // record of it exists while the body streams (nobody but this request knows
+  // its id, and without its URL no client could resume it): when the body
+  // completes it, its data is made durable and it is handed over with one record;
+  // otherwise it becomes an ordinary upload at the offset the body reached.
+  private async writeWhole (handle: FileHandle, record: UploadRecord, source: Readable, write: WriteUploadInput & CreatedCallback, limit: number, overLimit: () => Error): Promise<WriteUploadResult> {
+    const verifier = write.checksum !== undefined ? new ChecksumVerifier(write.checksum) : undefined
+    const sink = new UploadSink(handle.fd, 0, limit, overLimit, () => {}, verifier)
+    let streamError: unknown
+    try {
+      await pump(source, sink)
+      verifier?.verify()
+    } catch (error) {
+      streamError = error
+    }
+    await sink.idle()
+    // A checksummed body counts only whole and verified.
+    let written = verifier !== undefined && streamError !== undefined ? 0 : sink.written
+    if (written !== sink.written) await handle.truncate(0)
+    if (isDiskFull(streamError)) {
+      written = Math.max(0, written - RECORD_ROOM)
+      await handle.truncate(written)
+    }
+    if (this.options.fsync && written > 0) await handle.datasync()
+    record.offset = written
+    record.lastWrite = new Date().toISOString()
+    // Whole, even if the request then failed (bytes past the length, an abort after the last byte).
+    if (written === record.length) {
+      try {
+        // No in-progress record to commit: the link needs no fsync of its own before the record's.
+        await this.prepareFinish(record, false)
+      } catch (error) {
+        await unlinkIfPresent(path.join(this.directory, record.id))
+        throw error
+      }
+      // One durable record, in completedDir; its directory fsync also makes the data's link there durable.
+      await writeRecord(this.completed, record, this.options.fsync)
+      await unlinkIfPresent(path.join(this.directory, record.id))
+      await write.onCreated?.(record)
+      write.onProgress?.({ ...record })
+      await write.onHandedOver?.(record)
+      if (streamError !== undefined) throw this.streamFailure(streamError)
+      return { record, written, finished: true }
+    }
+    try {
+      if (this.options.preallocate && written < record.length!) await reserve(handle.fd, this.directory, record.length!)
+      await writeRecord(this.uploads, record, this.options.fsync)
+    } catch (error) {
+      await unlinkIfPresent(path.join(this.directory, record.id))
+      throw error
+    }
+    await write.onCreated?.(record)
+    if (written > 0) write.onProgress?.({ ...record })
+    if (streamError !== undefined) throw this.streamFailure(streamError)
+    return { record, written, finished: false }
   }
 
   async get (id: string): Promise<UploadRecord> {
@@ -242,7 +332,8 @@ export class FileStore implements TusStore {
     if (input.offset !== record.offset) throw new FST_TUS_OFFSET_MISMATCH(input.offset, record.offset)
     if (record.finishedAt !== null) {
       // Complete but not handed over (a crash, or a partial waiting for its final): an empty PATCH takes it up again.
-      return { record, written: 0, finished: true, handedOver: await this.complete(record) }
+      await this.handedOver(await this.complete(record), input)
+      return { record, written: 0, finished: true }
     }
     const lengthChanged = this.applyLength(record, input.length)
     const { limit, overLimit } = this.limitOf(record, input.maxBytes)
@@ -258,7 +349,8 @@ export class FileStore implements TusStore {
       await writeRecord(this.uploads, checkpoint, this.options.fsync)
       input.onProgress?.(checkpoint)
     })
-    const sink = new UploadSink(handle.fd, start, limit, overLimit, (written) => checkpoints.reached(written), verifier)
+    // No checkpoint at the very end: the final record follows at once.
+    const sink = new UploadSink(handle.fd, start, limit, overLimit, (written) => { if (written < limit) checkpoints.reached(written) }, verifier)
     let streamError: unknown
     if (source !== null) {
       writer.streaming(true)
@@ -294,22 +386,31 @@ export class FileStore implements TusStore {
     }
     await checkpoints.settled()
     const finished = record.length === record.offset + written
-    let handedOver: UploadRecord[] = []
     if (written > 0 || lengthChanged) {
-      if (this.options.fsync && written > 0) await handle.datasync()
+      let dataSynced = this.options.fsync && written > 0 ? handle.datasync() : undefined
+      dataSynced?.catch(() => {}) // awaited below; never an unhandled rejection meanwhile
       const now = Date.now()
       record.offset += written
       record.lastWrite = new Date(now).toISOString()
       record.expiresAt = this.expiryFrom(now)
-      // The last byte: the record that says so is also the one that commits the hand-over.
-      if (finished) await this.prepareFinish(record)
-      await writeRecord(this.uploads, record, this.options.fsync)
+      if (finished) {
+        // The last byte: tus:preFinish sees it durable, and the record that says
+        // finished is also the one that commits the hand-over.
+        await dataSynced
+        dataSynced = undefined
+        await this.prepareFinish(record)
+      }
+      await writeRecord(this.uploads, record, this.options.fsync, true, dataSynced)
       this.unnamed.delete(record.id)
       input.onProgress?.({ ...record })
-      if (finished) handedOver = await this.afterFinish(record)
+      if (finished) await this.handedOver(await this.afterFinish(record), input)
     }
     if (streamError !== undefined) throw this.streamFailure(streamError)
-    return { record, written, finished, handedOver }
+    return { record, written, finished }
+  }
+
+  private async handedOver (records: UploadRecord[], input: WriteUploadInput): Promise<void> {
+    for (const record of records) await input.onHandedOver?.(record)
   }
 
   // The length of a deferred upload, set by a later PATCH.
@@ -362,7 +463,7 @@ export class FileStore implements TusStore {
     if (input.contentLength !== undefined && input.contentLength > 0) throw overLimit()
     // A body of unknown length: refused at its first byte, without touching any file.
     if (source !== null) await pump(source, new UploadSink(-1, 0, 0, overLimit, () => {}))
-    return { record, written: 0, finished: true, handedOver: [] }
+    return { record, written: 0, finished: true }
   }
 
   /**
@@ -380,7 +481,7 @@ export class FileStore implements TusStore {
 
   // Before the record that says "finished" is written: the hook may still refuse,
   // and the data gets its durable name in completedDir (a hard link).
-  private async prepareFinish (record: UploadRecord): Promise<void> {
+  private async prepareFinish (record: UploadRecord, syncLink = true): Promise<void> {
     if (!isPartial(record)) {
       if (this.options.beforeFinish !== undefined) {
         try {
@@ -395,7 +496,7 @@ export class FileStore implements TusStore {
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error // a finish taken up again
       }
-      if (this.options.fsync) await this.completed.sync()
+      if (this.options.fsync && syncLink) await this.completed.sync()
     }
     const finishedAt = Date.now()
     record.finishedAt = new Date(finishedAt).toISOString()

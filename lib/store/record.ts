@@ -50,13 +50,15 @@ export async function readRecord (directory: string, id: string): Promise<Upload
  * directory is fsynced, which makes the name and every earlier change in the
  * directory durable.
  */
-export async function writeRecord (directory: Directory, record: UploadRecord, durable: boolean, named = durable): Promise<void> {
+export async function writeRecord (directory: Directory, record: UploadRecord, durable: boolean, named = durable, covered?: Promise<void>): Promise<void> {
   // Dot-prefixed so that scans for records never see a half-written one.
   const temporary = path.join(directory.path, `.${record.id}.${writer}-${written++}.tmp`)
   const fd = openSync(temporary, 'wx', 0o644)
   try {
     writeFileSync(fd, JSON.stringify(record))
-    if (durable) await fsync(fd)
+    // `covered` (the data the record speaks of, being made durable) runs beside this fsync;
+    // the record takes its name only once both are done.
+    await Promise.all([durable ? fsync(fd) : undefined, covered])
   } catch (error) {
     closeSync(fd)
     unlinkSync(temporary)
