@@ -13,7 +13,7 @@ import {
   sha256,
   waitForBytesOnDisk,
   waitForOffset,
-  waitForOnlyUpload,
+  waitForStreamingCreation,
   type RawRequest
 } from './interop-helpers'
 
@@ -39,9 +39,12 @@ for (const method of ['PATCH', 'POST'] as const) {
 
       let raw: RawRequest
       let id: string
+      // Where the body's bytes go while it streams.
+      let streamingPath: string
       if (method === 'PATCH') {
         const url = await create(server.endpoint, { 'upload-length': String(LENGTH), 'upload-metadata': ENCODED_METADATA })
         id = idOf(url)
+        streamingPath = path.join(server.directory, id)
         raw = rawRequest(url, 'PATCH', { ...PATCH_HEADERS, 'upload-offset': '0', ...lengthHeader })
       } else {
         raw = rawRequest(server.endpoint, 'POST', {
@@ -50,14 +53,16 @@ for (const method of ['PATCH', 'POST'] as const) {
           'upload-metadata': ENCODED_METADATA,
           ...lengthHeader
         })
-        // The answer (and its Location) would come only after the body: the upload is found on disk.
-        id = await waitForOnlyUpload(server.directory)
+        // The answer (and its Location) would come only after the body: the upload is found on
+        // disk, where a creation that may carry the whole upload streams (a hidden file in completedDir).
+        id = await waitForStreamingCreation(server.completedDir)
+        streamingPath = path.join(server.completedDir, `.${id}.data.tmp`)
       }
       const url = `${server.endpoint}/${id}`
       const dataPath = path.join(server.directory, id)
 
       await writePieces(raw, source.subarray(0, PART_A))
-      await waitForBytesOnDisk(dataPath, 0, source.subarray(0, PART_A))
+      await waitForBytesOnDisk(streamingPath, 0, source.subarray(0, PART_A))
       await writePieces(raw, source.subarray(PART_A, PART_A + PART_B))
       raw.abort()
       const outcome = await raw.settled

@@ -53,9 +53,10 @@ export function waitForBytesOnDisk (file: string, position: number, bytes: Buffe
 }
 
 /** The id of the only upload in an in-progress directory (a creation request that never got its answer). */
-export function waitForOnlyUpload (directory: string): Promise<string> {
-  return waitFor('an upload in the directory', async () => {
-    const ids = (await readdir(directory)).filter((name) => /^[0-9a-f-]{36}$/.test(name))
+/** The id of the one creation whose body is streaming into completedDir (under a hidden name). */
+export function waitForStreamingCreation (completedDir: string): Promise<string> {
+  return waitFor('a creation streaming its body', async () => {
+    const ids = (await readdir(completedDir)).map((name) => /^\.([0-9a-f-]{36})\.data\.tmp$/.exec(name)?.[1]).filter((id) => id !== undefined)
     return ids.length === 1 ? ids[0] : undefined
   })
 }

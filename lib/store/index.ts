@@ -1,7 +1,7 @@
 // The filesystem store: one data file and one record per upload, handed over to
 // completedDir when the last byte is durable. It knows nothing of HTTP; all
 // coordination between processes is flock, atomic renames and the record.
-import { link, open, stat, unlink, type FileHandle } from 'node:fs/promises'
+import { link, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -169,10 +169,11 @@ export class FileStore implements TusStore {
     const record = this.newRecord(input, length)
     const { limit, overLimit } = this.limitOf(record, write.maxBytes)
     if (write.contentLength !== undefined && write.contentLength > limit) throw overLimit()
-    const dataPath = path.join(this.directory, record.id)
+    // Written under a hidden name in completedDir, so that a whole upload takes its place there with one rename.
+    const dataPath = path.join(this.completedDir, `.${record.id}.data.tmp`)
     const handle = await open(dataPath, 'wx', 0o644)
     try {
-      return await this.writeWhole(handle, record, source, write, limit, overLimit)
+      return await this.writeWhole(handle, dataPath, record, source, write, limit, overLimit)
     } catch (error) {
       throw storageError(error)
     } finally {
@@ -185,7 +186,7 @@ export class FileStore implements TusStore {
   // its id, and without its URL no client could resume it): when the body
   // completes it, its data is made durable and it is handed over with one record;
   // otherwise it becomes an ordinary upload at the offset the body reached.
-  private async writeWhole (handle: FileHandle, record: UploadRecord, source: Readable, write: WriteUploadInput & CreatedCallback, limit: number, overLimit: () => Error): Promise<WriteUploadResult> {
+  private async writeWhole (handle: FileHandle, dataPath: string, record: UploadRecord, source: Readable, write: WriteUploadInput & CreatedCallback, limit: number, overLimit: () => Error): Promise<WriteUploadResult> {
     const verifier = write.checksum !== undefined ? new ChecksumVerifier(write.checksum) : undefined
     const sink = new UploadSink(handle.fd, 0, limit, overLimit, () => {}, verifier)
     let streamError: unknown
@@ -209,26 +210,29 @@ export class FileStore implements TusStore {
     // Whole, even if the request then failed (bytes past the length, an abort after the last byte).
     if (written === record.length) {
       try {
-        // No in-progress record to commit: the link needs no fsync of its own before the record's.
-        await this.prepareFinish(record, false)
+        // No in-progress record to commit: the data's name needs no fsync of its own before the record's.
+        await this.prepareFinish(record, () => rename(dataPath, path.join(this.completedDir, record.id)))
       } catch (error) {
-        await unlinkIfPresent(path.join(this.directory, record.id))
+        await unlinkIfPresent(dataPath)
         throw error
       }
-      // One durable record, in completedDir; its directory fsync also makes the data's link there durable.
+      // One durable record, in completedDir; its directory fsync also makes the data's name there durable.
       await writeRecord(this.completed, record, this.options.fsync)
-      await unlinkIfPresent(path.join(this.directory, record.id))
       await write.onCreated?.(record)
       write.onProgress?.({ ...record })
       await write.onHandedOver?.(record)
       if (streamError !== undefined) throw this.streamFailure(streamError)
       return { record, written, finished: true }
     }
+    // Short of whole: an ordinary upload, its data where uploads in progress live.
+    let current = dataPath
     try {
+      await rename(dataPath, path.join(this.directory, record.id))
+      current = path.join(this.directory, record.id)
       if (this.options.preallocate && written < record.length!) await reserve(handle.fd, this.directory, record.length!)
       await writeRecord(this.uploads, record, this.options.fsync)
     } catch (error) {
-      await unlinkIfPresent(path.join(this.directory, record.id))
+      await unlinkIfPresent(current)
       throw error
     }
     await write.onCreated?.(record)
@@ -481,7 +485,7 @@ export class FileStore implements TusStore {
 
   // Before the record that says "finished" is written: the hook may still refuse,
   // and the data gets its durable name in completedDir (a hard link).
-  private async prepareFinish (record: UploadRecord, syncLink = true): Promise<void> {
+  private async prepareFinish (record: UploadRecord, placeData = (): Promise<void> => this.linkIntoCompleted(record)): Promise<void> {
     if (!isPartial(record)) {
       if (this.options.beforeFinish !== undefined) {
         try {
@@ -491,17 +495,21 @@ export class FileStore implements TusStore {
           throw error
         }
       }
-      try {
-        await link(path.join(this.directory, record.id), path.join(this.completedDir, record.id))
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error // a finish taken up again
-      }
-      if (this.options.fsync && syncLink) await this.completed.sync()
+      await placeData()
     }
     const finishedAt = Date.now()
     record.finishedAt = new Date(finishedAt).toISOString()
     record.duration = finishedAt - Date.parse(record.createdAt)
     if (!isPartial(record)) record.expiresAt = null
+  }
+
+  private async linkIntoCompleted (record: UploadRecord): Promise<void> {
+    try {
+      await link(path.join(this.directory, record.id), path.join(this.completedDir, record.id))
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error // a finish taken up again
+    }
+    if (this.options.fsync) await this.completed.sync()
   }
 
   private async afterFinish (record: UploadRecord): Promise<UploadRecord[]> {
