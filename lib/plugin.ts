@@ -62,7 +62,8 @@ async function tus (app: FastifyInstance, input: FastifyTusOptions): Promise<voi
   app.decorate('tus', server)
 
   await app.register(async (child) => {
-    if (options.cors !== false) {
+    // An application that already answers CORS with @fastify/cors covers these routes with its own settings.
+    if (options.cors !== false && !child.hasRequestDecorator('corsPreflightEnabled')) {
       await child.register(cors, corsOptions(options.cors))
       // @fastify/cors's own route answers preflights on upload URLs with a bare 200; tus's OPTIONS is 204.
       child.addHook('onSend', async (request, reply) => {

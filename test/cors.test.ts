@@ -1,9 +1,13 @@
 // CORS for browser tus clients: preflights allow the tus methods and request
 // headers, answers (errors included) expose the tus response headers, origins
 // are filtered as configured, and nothing leaks into the application's routes.
+import path from 'node:path'
+import cors from '@fastify/cors'
+import Fastify from 'fastify'
 import t from 'tap'
 import type { FastifyTusOptions } from '../types/index'
-import { TUS, create, send, startServer, type Response, type TestServer } from './helpers'
+import { fastifyTus } from '../lib/plugin'
+import { TUS, create, send, startServer, tempDir, type Response, type TestServer } from './helpers'
 import { assertError } from './protocol-helpers'
 
 const REQUEST_HEADERS = [
@@ -164,4 +168,18 @@ t.test("the application's own routes outside the prefix never get the plugin's C
     const tus = await send(server.endpoint, 'POST', { ...TUS, ...origin, 'upload-length': '1' })
     t.equal(tus.headers['access-control-allow-origin'], cors ? '*' : undefined, `cors ${String(cors)}: the tus routes`)
   }
+})
+
+t.test("an application that registered @fastify/cors itself: its settings cover the tus routes, no clash", async (t) => {
+  const root = await tempDir(t)
+  const app = Fastify({ logger: false })
+  t.teardown(() => app.close())
+  await app.register(cors, { origin: 'https://app.example', exposedHeaders: ['Location', 'Upload-Offset'] })
+  await app.register(fastifyTus, { directory: path.join(root, 'u'), completedDir: path.join(root, 'c'), cors: true, underPressure: false })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const endpoint = `http://127.0.0.1:${(app.server.address() as { port: number }).port}/files`
+  const created = await send(endpoint, 'POST', { ...TUS, 'upload-length': '3', origin: 'https://app.example' })
+  t.equal(created.statusCode, 201)
+  t.equal(created.headers['access-control-allow-origin'], 'https://app.example', "the application's origin rule, not the plugin's any-origin")
+  t.equal(created.headers['access-control-expose-headers'], 'Location, Upload-Offset')
 })
