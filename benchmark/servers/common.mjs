@@ -1,4 +1,6 @@
 // Plumbing shared by the benchmark servers: arguments, the ready line, exit.
+import { randomUUID } from 'node:crypto'
+import http from 'node:http'
 import { parseArgs } from 'node:util'
 
 /** `--dir <root>` (the run's fresh temporary directory) and any extra string options. */
@@ -17,3 +19,42 @@ export function ready (server) {
 }
 
 export const TUS_HEADERS = { 'Tus-Resumable': '1.0.0' }
+
+/**
+ * The protocol both sinks speak, just enough for the benchmark: POST (with or
+ * without data), PATCH, HEAD. `receive(req, id, offset, created)` takes in a
+ * body and resolves with how many bytes it took.
+ */
+export function tusLikeServer (receive) {
+  const uploads = new Map()
+  const handle = async (req, res) => {
+    const fail = (status) => { res.writeHead(status, TUS_HEADERS).end(); req.resume() }
+    if (req.method === 'POST' && req.url === '/files') {
+      const id = randomUUID()
+      const upload = { offset: 0, length: Number(req.headers['upload-length']) }
+      uploads.set(id, upload)
+      upload.offset += await receive(req, id, 0, true)
+      res.writeHead(201, { ...TUS_HEADERS, 'Content-Length': '0', Location: `http://${req.headers.host}/files/${id}`, 'Upload-Offset': upload.offset }).end()
+      return
+    }
+    const id = req.url.slice('/files/'.length)
+    const upload = uploads.get(id)
+    if (!req.url.startsWith('/files/') || upload === undefined) return fail(404)
+    if (req.method === 'HEAD') {
+      res.writeHead(200, { ...TUS_HEADERS, 'Upload-Offset': upload.offset, 'Upload-Length': upload.length, 'Cache-Control': 'no-store' }).end()
+      return
+    }
+    if (req.method !== 'PATCH') return fail(405)
+    if (Number(req.headers['upload-offset']) !== upload.offset) return fail(409)
+    upload.offset += await receive(req, id, upload.offset, false)
+    res.writeHead(204, { ...TUS_HEADERS, 'Upload-Offset': upload.offset }).end()
+  }
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((error) => {
+      process.stderr.write(`${error.stack}\n`)
+      if (!res.headersSent) res.writeHead(500, TUS_HEADERS)
+      res.end()
+    })
+  })
+  server.listen(0, '127.0.0.1', () => ready(server))
+}

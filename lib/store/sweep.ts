@@ -151,8 +151,9 @@ class Pass {
     const handle = await openLocked(file)
     if (typeof handle === 'string') return
     try {
-      // Its record may have appeared (or a hand-over moved it) since the listing.
-      if (await readRecord(directory, id) !== undefined || await readRecord(this.store.directory, id) !== undefined) return
+      // Its record may have appeared since the listing; data in completedDir may belong to an in-progress hand-over.
+      if (await readRecord(directory, id) !== undefined) return
+      if (directory !== this.store.directory && await readRecord(this.store.directory, id) !== undefined) return
       if (await unlinkIfPresent(file)) this.report.orphanedData.push(id)
     } finally {
       await handle.close()

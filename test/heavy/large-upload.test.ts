@@ -5,12 +5,11 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createCipheriv, createHash, type Hash } from 'node:crypto'
 import { once } from 'node:events'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
-import { request as httpRequest } from 'node:http'
 import path from 'node:path'
 import { Readable } from 'node:stream'
 import t, { type Test } from 'tap'
 import { create, idOf, tempDir } from '../helpers'
-import { assertCompleted, waitFor } from '../interop-helpers'
+import { PATCH_HEADERS, assertCompleted, rawRequest, waitFor } from '../interop-helpers'
 
 const MiB = 1024 * 1024
 const root = path.join(__dirname, '..', '..')
@@ -89,27 +88,11 @@ async function uploadInOnePatch (t: Test, server: CliServer, size: number): Prom
   let sampled = memory(server.pid).rss
   const sampler = setInterval(() => { sampled = Math.max(sampled, memory(server.pid).rss) }, 20)
   const started = process.hrtime.bigint()
-  const answer = await new Promise<{ statusCode: number, headers: Record<string, unknown> }>((resolve, reject) => {
-    const target = new URL(url)
-    const request = httpRequest({
-      agent: false,
-      host: target.hostname,
-      port: target.port,
-      path: target.pathname,
-      method: 'PATCH',
-      headers: {
-        'tus-resumable': '1.0.0',
-        'content-type': 'application/offset+octet-stream',
-        'upload-offset': '0',
-        'content-length': String(size)
-      }
-    }, (response) => {
-      response.resume()
-      response.on('end', () => resolve({ statusCode: response.statusCode!, headers: response.headers }))
-    })
-    request.on('error', reject)
-    generated(size, hash).pipe(request)
-  })
+  const raw = rawRequest(url, 'PATCH', { ...PATCH_HEADERS, 'upload-offset': '0', 'content-length': String(size) })
+  generated(size, hash).pipe(raw.request)
+  const outcome = await raw.settled
+  if (outcome.error !== undefined) throw outcome.error
+  const answer = outcome.response
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
   clearInterval(sampler)
   const { rss, hwm } = memory(server.pid)
