@@ -31,6 +31,7 @@ export async function waitForFile (completedDir: string, options: WaitForFileOpt
   const waiter = new Waiter(directory, timeout, signal)
   try {
     for (;;) {
+      waiter.check()
       waiter.changed = false
       const { claim, busy } = await claimOldest(directory)
       if (claim !== undefined) return claim
@@ -61,9 +62,16 @@ class Waiter {
     })
     this.onAbort = () => this.stop(abortError(signal!))
     signal?.addEventListener('abort', this.onAbort, { once: true })
+    // Aborted while the directory was made: that abort event is past, the listener would never hear it.
+    if (signal?.aborted === true) this.onAbort()
     if (timeout !== undefined) {
       this.deadline = setTimeout(() => this.stop(new FST_TUS_WAIT_TIMEOUT(timeout)), timeout)
     }
+  }
+
+  /** Throws once the wait has timed out or was aborted. */
+  check (): void {
+    if (this.failure !== undefined) throw this.failure
   }
 
   next (delay: number): Promise<void> {

@@ -85,7 +85,7 @@ for (const form of ['absolute URLs', 'paths'] as const) {
     assertError(t, await patch(finalUrl, whole.length, ''), 403, 'FST_TUS_CONCAT_FINAL_PATCH', 'PATCH of a finished final upload')
     assertError(t, await patch(finalUrl, 0, 'x'), 403, 'FST_TUS_CONCAT_FINAL_PATCH', 'PATCH of a finished final upload with data')
 
-    const file = await server.app.tus.waitForFile({ timeout: 5000 })
+    const file = await server.app.tus.waitForFile({ timeout: 30_000 })
     t.equal(file.id, finalId, 'a worker gets the final upload')
     await file.release()
     t.strictSame(await names(server.completedDir), [], 'and nothing else was there to claim')

@@ -30,8 +30,11 @@ export async function readRange (file: string, position: number, length: number)
   }
 }
 
-/** Polls `probe` until it returns something other than undefined; throws after `timeout` ms. */
-export async function waitFor<T> (what: string, probe: () => Promise<T | undefined>, timeout = 5000): Promise<T> {
+/**
+ * Polls `probe` until it returns something other than undefined; throws after
+ * `timeout` ms, a safety net generous enough for a machine busy with other work.
+ */
+export async function waitFor<T> (what: string, probe: () => Promise<T | undefined>, timeout = 30_000): Promise<T> {
   const deadline = Date.now() + timeout
   for (;;) {
     const value = await probe()
@@ -45,7 +48,7 @@ export async function waitFor<T> (what: string, probe: () => Promise<T | undefin
  * Waits until the server has written `bytes` at `position` of the data file:
  * the file is preallocated, so its size says nothing; its content does.
  */
-export function waitForBytesOnDisk (file: string, position: number, bytes: Buffer, timeout = 5000): Promise<true> {
+export function waitForBytesOnDisk (file: string, position: number, bytes: Buffer, timeout = 30_000): Promise<true> {
   return waitFor(`${bytes.length} bytes at ${position} of the data file`, async () => {
     const found = await readRange(file, position, bytes.length).catch(() => Buffer.alloc(0))
     return found.equals(bytes) ? true : undefined
@@ -79,7 +82,7 @@ export async function headOffset (t: Test, url: string): Promise<number> {
 }
 
 /** Polls HEAD until the recorded offset satisfies `done` (the server may not have noticed an abort yet). */
-export function waitForOffset (url: string, done: (offset: number) => boolean, timeout = 5000): Promise<number> {
+export function waitForOffset (url: string, done: (offset: number) => boolean, timeout = 30_000): Promise<number> {
   return waitFor('the recorded offset', async () => {
     const response = await send(url, 'HEAD', TUS)
     const offset = Number(response.headers['upload-offset'])

@@ -222,7 +222,7 @@ t.test('stale, expired, orphaned and old completed files are deleted; young and 
 t.test('an old completed file claimed right now is kept', async (t) => {
   const server = await janitorServer(t)
   const claimedId = await finishUpload(server.endpoint, Buffer.from('claimed'))
-  const file = await server.app.tus.waitForFile({ timeout: 5000 })
+  const file = await server.app.tus.waitForFile({ timeout: 30_000 })
   t.equal(file.id, claimedId)
   const unclaimed = await finishUpload(server.endpoint, Buffer.from('unclaimed'))
   for (const id of [claimedId, unclaimed]) await editRecord(server.completedDir, id, { finishedAt: isoAgo(30 * DAY) })

@@ -11,7 +11,7 @@ import t from 'tap'
 import type { ClaimedFile, UploadRecord } from '../types/index'
 import { waitForFile } from '../lib/wait-for-file'
 import { create, idOf, patch, startServer, tempDir } from './helpers'
-import { sha256 } from './interop-helpers'
+import { sha256, waitFor } from './interop-helpers'
 import { activeTimeouts, finishUpload, inotifyWatches, mountTmpfs, readRecordAt } from './lifecycle-helpers'
 
 const KiB = 1024
@@ -42,7 +42,7 @@ t.test('resolves with the oldest finished upload: id, name, path, record, save, 
   const server = await startServer(t)
   const body = randomBytes(3 * KiB)
   const id = await finishUpload(server.endpoint, body, { filename: 'report.pdf', kind: 'doc' })
-  const file = await server.app.tus.waitForFile({ timeout: 5000 })
+  const file = await server.app.tus.waitForFile({ timeout: 30_000 })
   t.teardown(() => file.release())
   t.equal(file.id, id)
   t.equal(file.name, 'report.pdf', 'the client\'s filename')
@@ -73,7 +73,7 @@ t.test('name: the filename (or name) made safe for a filesystem, else the id', a
   ]
   for (const [what, metadata, check] of cases) {
     const id = await finishUpload(server.endpoint, Buffer.from(what), metadata)
-    const file = await server.app.tus.waitForFile({ timeout: 5000 })
+    const file = await server.app.tus.waitForFile({ timeout: 30_000 })
     t.equal(file.id, id, `${what}: the upload just finished`)
     t.notMatch(file.name, /[/\\\u0000-\u001f\u007f]/, `${what}: no separator, no control character`)
     t.not(file.name, '')
@@ -96,7 +96,7 @@ t.test('oldest finished first: by finish, not by creation', async (t) => {
   const third = await finishUpload(server.endpoint, Buffer.from('c'))
   // Claims are held (not released) while the next is taken: each call skips what is claimed.
   const claims: ClaimedFile[] = []
-  for (let i = 0; i < 3; i++) claims.push(await server.app.tus.waitForFile({ timeout: 5000 }))
+  for (let i = 0; i < 3; i++) claims.push(await server.app.tus.waitForFile({ timeout: 30_000 }))
   t.strictSame(claims.map((file) => file.id), [idOf(second), idOf(first), third], 'in the order they finished')
   for (const file of claims) await file.release()
   t.strictSame(await readdir(server.completedDir), [], 'released: nothing left')
@@ -112,7 +112,8 @@ t.test('waits for an upload finished later and gets it at once (fs.watch, not th
   await sleep(100) // the wait is idle on its watcher by now
   t.notOk(settled, 'nothing to claim yet: still waiting')
   t.equal((await patch(url, 0, 'hello')).statusCode, 204)
-  const file = await within(waiting, 1000, 'the claim after the upload finished')
+  // The poll would come after 60 s: an answer well before it is the watcher's.
+  const file = await within(waiting, 20_000, 'the claim after the upload finished')
   t.equal(file.id, idOf(url))
   t.equal(await readFile(file.path, 'utf8'), 'hello')
   await file.release()
@@ -129,12 +130,12 @@ t.test('polling: files written straight into completedDir, and a file freed with
     id, metadata: { filename: 'dropped.txt' }, serverMetadata: {}, length: 7, offset: 7, createdAt: now, lastWrite: now,
     finishedAt: now, duration: 0, expiresAt: null, concat: null
   }
-  const waiting = waitForFile(completedDir, { pollInterval: 50, timeout: 10_000 })
+  const waiting = waitForFile(completedDir, { pollInterval: 50, timeout: 30_000 })
   await writeFile(path.join(staging, id), 'dropped')
   await writeFile(path.join(staging, `${id}.meta`), JSON.stringify(record))
   await rename(path.join(staging, id), path.join(completedDir, id))
   await rename(path.join(staging, `${id}.meta`), path.join(completedDir, `${id}.meta`))
-  const file = await within(waiting, 2000, 'the claim of a dropped-in file')
+  const file = await within(waiting, 20_000, 'the claim of a dropped-in file')
   t.equal(file.id, id)
   t.equal(file.name, 'dropped.txt')
   t.strictSame(JSON.parse(JSON.stringify(file.record)), record, 'its record')
@@ -149,10 +150,10 @@ t.test('polling: files written straight into completedDir, and a file freed with
   flockSync(holder, 'exnb')
   const refused = await rejection(waitForFile(completedDir, { pollInterval: 50, timeout: 300 }))
   t.equal(refused.code, 'FST_TUS_WAIT_TIMEOUT', 'a file claimed elsewhere is not claimed')
-  const waitingForHeld = waitForFile(completedDir, { pollInterval: 50, timeout: 10_000 })
+  const waitingForHeld = waitForFile(completedDir, { pollInterval: 50, timeout: 30_000 })
   await sleep(100)
   closeSync(holder) // the lock goes with the file
-  const freed = await within(waitingForHeld, 2000, 'the claim of a freed file')
+  const freed = await within(waitingForHeld, 20_000, 'the claim of a freed file')
   t.equal(freed.id, heldId)
   await freed.release()
   t.strictSame(await readdir(completedDir), [])
@@ -163,15 +164,19 @@ t.test('timeout rejects with FST_TUS_WAIT_TIMEOUT, abort with an AbortError; nei
   const timers = activeTimeouts()
   const watches = inotifyWatches()
 
+  // Long enough to look at the wait while it runs, however busy the machine.
+  const TIMEOUT = 2000
   const started = Date.now()
-  const timingOut = waitForFile(completedDir, { timeout: 150, pollInterval: 40 })
-  await sleep(20)
+  const timingOut = waitForFile(completedDir, { timeout: TIMEOUT, pollInterval: 40 })
+  await waitFor('the wait to watch the directory', async () => inotifyWatches() > watches ? true : undefined)
+  const probed = Date.now() - started
   t.ok(inotifyWatches() > watches, 'while waiting it watches the directory (the probe sees watchers)')
-  t.ok(activeTimeouts() > timers, 'and has timers (the probe sees timers)')
+  // Seen before the timeout, the timer must still be there.
+  t.ok(activeTimeouts() > timers || probed >= TIMEOUT, 'and has timers (the probe sees timers)')
   const timeout = await rejection(timingOut)
   t.equal(timeout.code, 'FST_TUS_WAIT_TIMEOUT')
-  t.ok(Date.now() - started >= 140, `not before the timeout (${Date.now() - started} ms)`)
-  t.ok(Date.now() - started < 2000, 'nor much after')
+  t.ok(Date.now() - started >= TIMEOUT - 10, `not before the timeout (${Date.now() - started} ms)`)
+  t.ok(Date.now() - started < 20_000, 'nor long after (it does end)')
   t.equal(inotifyWatches(), watches, 'no watcher left after a timeout')
   t.equal(activeTimeouts(), timers, 'no timer left after a timeout')
 
@@ -186,6 +191,13 @@ t.test('timeout rejects with FST_TUS_WAIT_TIMEOUT, abort with an AbortError; nei
 
   const early = await rejection(waitForFile(completedDir, { signal: AbortSignal.abort() }))
   t.equal(early.name, 'AbortError', 'an already aborted signal rejects at once')
+
+  // Aborted in the same tick as the call: while the wait still makes sure completedDir exists.
+  const meanwhile = new AbortController()
+  const startingUp = waitForFile(path.join(completedDir, 'not-yet'), { signal: meanwhile.signal })
+  meanwhile.abort()
+  t.equal((await within(rejection(startingUp), 20_000, 'the rejection of a wait aborted while it started')).name, 'AbortError',
+    'an abort while the wait starts up is not missed')
 
   // AbortSignal.timeout, the idiomatic deadline.
   const deadline = await rejection(waitForFile(completedDir, { signal: AbortSignal.timeout(50) }))
@@ -208,7 +220,7 @@ t.test('save moves the data by rename, once; saveRecord writes the record, once;
   const dest = await tempDir(t)
   const body = randomBytes(64 * KiB)
   const id = await finishUpload(server.endpoint, body, { filename: 'x.bin' })
-  const file = await server.app.tus.waitForFile({ timeout: 5000 })
+  const file = await server.app.tus.waitForFile({ timeout: 30_000 })
   const inode = (await stat(file.path)).ino
 
   const target = path.join(dest, 'saved.bin')
@@ -237,7 +249,7 @@ t.test('save moves the data by rename, once; saveRecord writes the record, once;
 
   // release without saving deletes both files.
   await finishUpload(server.endpoint, Buffer.from('unwanted'))
-  const unwanted = await server.app.tus.waitForFile({ timeout: 5000 })
+  const unwanted = await server.app.tus.waitForFile({ timeout: 30_000 })
   await unwanted.release()
   t.strictSame(await readdir(server.completedDir), [], 'release deletes data and record')
 })
@@ -249,7 +261,7 @@ t.test('save across filesystems copies; a copy that fails leaves no partial file
   const body = randomBytes(256 * KiB)
 
   await finishUpload(server.endpoint, body)
-  const file = await server.app.tus.waitForFile({ timeout: 5000 })
+  const file = await server.app.tus.waitForFile({ timeout: 30_000 })
   const source = file.path
   const target = path.join(roomy, 'copied.bin')
   t.equal(await file.save(target), target)
@@ -259,7 +271,7 @@ t.test('save across filesystems copies; a copy that fails leaves no partial file
   await file.release()
 
   await finishUpload(server.endpoint, body)
-  const big = await server.app.tus.waitForFile({ timeout: 5000 })
+  const big = await server.app.tus.waitForFile({ timeout: 30_000 })
   const failed = await rejection(big.save(path.join(cramped, 'too-big.bin')))
   t.equal(failed.code, 'ENOSPC', 'the copy fails: the filesystem is full')
   t.strictSame(await readdir(cramped), [], 'no partial file, no temporary file')
@@ -277,7 +289,7 @@ t.test('await using releases the claim at the end of the block, even when it thr
   const dest = await tempDir(t)
   const kept = await finishUpload(server.endpoint, Buffer.from('kept'))
   {
-    await using file = await server.app.tus.waitForFile({ timeout: 5000 })
+    await using file = await server.app.tus.waitForFile({ timeout: 30_000 })
     t.equal(file.id, kept)
     await file.save(path.join(dest, 'kept'))
   }
@@ -286,7 +298,7 @@ t.test('await using releases the claim at the end of the block, even when it thr
 
   await finishUpload(server.endpoint, Buffer.from('dropped'))
   const error = await rejection((async () => {
-    await using file = await server.app.tus.waitForFile({ timeout: 5000 })
+    await using file = await server.app.tus.waitForFile({ timeout: 30_000 })
     t.ok(file.id)
     throw new Error('the worker failed')
   })())
@@ -303,7 +315,7 @@ t.test('concurrent waits in one process never get the same file', async (t) => {
   t.teardown(() => { process.off('warning', onWarning) })
   // Some uploads already finished, the rest finishing while the waits run.
   const before = await Promise.all(Array.from({ length: 4 }, (_, i) => finishUpload(server.endpoint, Buffer.from(`before ${i}`))))
-  const waits = Array.from({ length: 12 }, () => server.app.tus.waitForFile({ timeout: 10_000, pollInterval: 100 }))
+  const waits = Array.from({ length: 12 }, () => server.app.tus.waitForFile({ timeout: 30_000, pollInterval: 100 }))
   const after = await Promise.all(Array.from({ length: 8 }, (_, i) => finishUpload(server.endpoint, Buffer.from(`after ${i}`))))
   const claims = await Promise.all(waits)
   const ids = claims.map((file) => file.id)
@@ -323,7 +335,7 @@ t.test('app.close() rejects a pending app.tus.waitForFile with an AbortError', a
   const withSignal = rejection(server.app.tus.waitForFile({ signal: new AbortController().signal, timeout: 60_000 }))
   await sleep(20)
   await server.app.close()
-  const [a, b] = await within(Promise.all([plain, withSignal]), 2000, 'the rejections after close')
+  const [a, b] = await within(Promise.all([plain, withSignal]), 20_000, 'the rejections after close')
   t.equal(a.name, 'AbortError', 'a wait without a signal')
   t.equal(b.name, 'AbortError', 'a wait with a signal of its own')
   t.equal(inotifyWatches(), watches, 'no watcher left')

@@ -7,15 +7,15 @@ import { readFile, readdir } from 'node:fs/promises'
 import path from 'node:path'
 import t from 'tap'
 import { startServer, tempDir } from '../helpers'
-import { sha256 } from '../interop-helpers'
+import { sha256, waitFor } from '../interop-helpers'
 import { finishUpload } from '../lifecycle-helpers'
 import { startWorker } from '../worker-helpers'
 
 t.test('three worker processes share 300 finished uploads: each claimed exactly once, none lost', async (t) => {
   const server = await startServer(t)
   const dest = await tempDir(t)
-  // A worker stops once no file came for this long: after the last upload is claimed.
-  const workers = Array.from({ length: 3 }, () => startWorker(t, server.completedDir, dest, 'loop', 3000))
+  // The workers wait as long as it takes (their timeout only a safety net) and stop when told.
+  const workers = Array.from({ length: 3 }, () => startWorker(t, server.completedDir, dest, 'loop', 100_000))
   await Promise.all(workers.map((worker) => worker.next('ready')))
 
   // The uploads finish while the workers claim.
@@ -29,10 +29,13 @@ t.test('three worker processes share 300 finished uploads: each claimed exactly 
     }
   }))
   t.equal(hashes.size, 300, '300 uploads finished')
+  // Every upload saved by someone: the work is done, and the workers are told so.
+  await waitFor('the workers to save 300 uploads', async () => workers.flatMap((worker) => worker.saved()).length >= 300 ? true : undefined, 100_000)
+  for (const worker of workers) worker.stop()
 
   const exits = await Promise.all(workers.map((worker) => worker.exit))
   workers.forEach((worker, i) => {
-    t.strictSame(exits[i], { code: 0, signal: null }, `worker ${i} ended on its idle timeout: ${worker.stderr()}`)
+    t.strictSame(exits[i], { code: 0, signal: null }, `worker ${i} stopped when told: ${worker.stderr()}`)
     t.notOk(worker.messages.some((message) => message.event === 'error'), `worker ${i} reported no error`)
   })
   const claims = workers.flatMap((worker) => worker.claimed())
@@ -69,7 +72,7 @@ t.test('a worker killed while holding a claim lets go: another worker gets the f
   t.strictSame(prober.claimed(), [], 'another process cannot claim a held file')
   t.strictSame(await prober.exit, { code: 0, signal: null })
 
-  const taker = startWorker(t, server.completedDir, dest, 'one', 15_000)
+  const taker = startWorker(t, server.completedDir, dest, 'one', 60_000)
   await taker.next('ready')
   holder.child.kill('SIGKILL')
   t.strictSame(await holder.exit, { code: null, signal: 'SIGKILL' }, 'the holder dies without releasing')
