@@ -5,17 +5,15 @@
 // (test/powercut/powercutfs.py), a FUSE filesystem that forgets every change
 // not made durable by fsync of the file or of its directory when we cut.
 import t from 'tap'
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { createCipheriv, createHash } from 'node:crypto'
+import type { ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { TUS, idOf, patch, send, tempDir, type Response } from '../helpers'
+import { missingPrerequisite, mountPowercutfs, powerCut, type Mount } from '../powercut-helpers'
+import { CLI, ensureFreshBuild, startNode } from '../process-helpers'
+import { between, bytesOf, random } from '../random-helpers'
 
-const ROOT = path.join(__dirname, '..', '..')
-const POWERCUTFS = path.join(__dirname, '..', 'powercut', 'powercutfs.py')
-const PYTHON = '/usr/bin/python3' // Debian's, the one python3-fusepy installs into
-const CLI = path.join(ROOT, 'dist', 'cli', 'index.js')
 const KiB = 1024
 const MiB = 1024 * KiB
 const ROUNDS = 6
@@ -23,89 +21,6 @@ const ROUNDS = 6
 const SEED = Number(process.env.POWERCUT_SEED ?? Math.floor(Math.random() * 2 ** 31))
 
 type Teardown = Parameters<typeof tempDir>[0]
-
-// ---------------------------------------------------------------- prerequisites
-
-/** Why this machine cannot run the test, or undefined when it can. */
-function missingPrerequisite (): string | undefined {
-  if (!fs.existsSync('/dev/fuse')) return 'powercut test needs /dev/fuse (FUSE), which this machine does not have'
-  // powercutfs imports Debian's fusepy, or upstream's module of the same code named fuse.
-  const probe = spawnSync(PYTHON, ['-c', 'import importlib.util as u, sys; sys.exit(0 if u.find_spec("fusepy") or u.find_spec("fuse") else 1)'], { encoding: 'utf8' })
-  if (probe.error !== undefined || probe.status !== 0) {
-    const detail = probe.error?.message ?? probe.stderr.trim()
-    return `powercut test needs Debian's python3-fusepy for ${PYTHON}: run "apt-get update && apt-get install -y python3-fusepy"${detail === '' ? '' : ` (${detail})`}`
-  }
-  return undefined
-}
-
-function newestMtime (dir: string): number {
-  let newest = 0
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name)
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(full) : fs.statSync(full).mtimeMs)
-  }
-  return newest
-}
-
-// The server runs as its own process from dist/, so dist/ must be at least as new as lib/.
-function ensureBuilt (): void {
-  if (fs.existsSync(CLI) && fs.statSync(CLI).mtimeMs >= newestMtime(path.join(ROOT, 'lib'))) return
-  const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8' })
-  if (build.status !== 0) throw new Error(`build failed:\n${build.stdout}${build.stderr}`)
-}
-
-// ---------------------------------------------------------------- powercutfs
-
-interface Mount {
-  mnt: string
-  uploads: string
-  completed: string
-}
-
-const isMounted = (mnt: string): boolean =>
-  fs.readFileSync('/proc/mounts', 'utf8').split('\n').some((line) => line.split(' ')[1] === mnt)
-
-async function exited (child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return true
-  return await Promise.race([
-    new Promise<boolean>((resolve) => child.once('exit', () => resolve(true))),
-    sleep(ms, false, { ref: false })
-  ])
-}
-
-async function unmount (mnt: string, daemon: ChildProcess): Promise<void> {
-  for (let i = 0; i < 50 && isMounted(mnt); i++) {
-    spawnSync('umount', [mnt])
-    if (isMounted(mnt)) await sleep(100)
-  }
-  if (isMounted(mnt)) spawnSync('umount', ['-l', mnt])
-  if (!await exited(daemon, 5000)) daemon.kill('SIGKILL')
-}
-
-/** A fresh powercutfs mount with durable uploads/ and completed/ in it; unmounted at teardown. */
-async function mountPowercutfs (t: Teardown): Promise<Mount> {
-  const root = await tempDir(t, 'fastify-tus-powercut-')
-  const backing = path.join(root, 'backing')
-  const mnt = path.join(root, 'mnt')
-  fs.mkdirSync(backing)
-  fs.mkdirSync(mnt)
-  const log = path.join(root, 'powercutfs.log')
-  const logFd = fs.openSync(log, 'a')
-  const daemon = spawn(PYTHON, [POWERCUTFS, backing, mnt], { stdio: ['ignore', logFd, logFd] })
-  fs.closeSync(logFd)
-  // Registered after tempDir's, so it runs before the directory is removed.
-  t.teardown(() => unmount(mnt, daemon))
-  for (let i = 0; i < 100 && !isMounted(mnt); i++) {
-    if (daemon.exitCode !== null) break
-    await sleep(100)
-  }
-  if (!isMounted(mnt)) throw new Error(`powercutfs did not mount; its log:\n${fs.readFileSync(log, 'utf8')}`)
-  const mount = { mnt, uploads: path.join(mnt, 'uploads'), completed: path.join(mnt, 'completed') }
-  fs.mkdirSync(mount.uploads)
-  fs.mkdirSync(mount.completed)
-  fs.closeSync(fs.openSync(path.join(mnt, '.powercut-sync'), 'w'))
-  return mount
-}
 
 // ---------------------------------------------------------------- the server process
 
@@ -118,69 +33,11 @@ interface ServerProcess {
 async function serve (t: Teardown, mount: Mount, fsync: boolean): Promise<ServerProcess> {
   const args = [CLI, 'serve', '--port', '0', '--directory', mount.uploads, '--completed-dir', mount.completed, '--log-level', 'warn']
   if (!fsync) args.push('--no-fsync')
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  let output = ''
-  child.stdout!.setEncoding('utf8').on('data', (text: string) => { output += text })
-  child.stderr!.setEncoding('utf8').on('data', (text: string) => { output += text })
-  const endpoint = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start within 20 s:\n${output}`)), 20_000)
-    const onData = (): void => {
-      const match = /fastify-tus listening on (http:\/\/\S+)/.exec(output)
-      if (match === null) return
-      clearTimeout(timer)
-      child.stdout!.off('data', onData)
-      resolve(match[1])
-    }
-    child.stdout!.on('data', onData)
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer)
-      reject(new Error(`server exited (${code ?? signal}) before listening:\n${output}`))
-    })
-  })
-  return { child, endpoint, output: () => output }
-}
-
-/** Main thread state of a process, from /proc (T = stopped). */
-function processState (pid: number): string {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
-  return stat.slice(stat.lastIndexOf(')') + 2)[0]
-}
-
-// Stop first, so the server cannot touch the filesystem between the cut and its death;
-// every answer a client ever receives was therefore sent before the cut.
-async function powerCut (mount: Mount, server: ServerProcess): Promise<void> {
-  const pid = server.child.pid!
-  server.child.kill('SIGSTOP')
-  for (let i = 0; processState(pid) !== 'T'; i++) {
-    if (i > 400) throw new Error(`server ${pid} did not stop (state ${processState(pid)})`)
-    await sleep(5)
-  }
-  fs.closeSync(fs.openSync(path.join(mount.mnt, '.powercut'), 'w'))
-  server.child.kill('SIGKILL')
-  if (!await exited(server.child, 10_000)) throw new Error('server did not die after SIGKILL')
+  const started = await startNode(t, args, /fastify-tus listening on (http:\/\/\S+)/, { timeout: 60_000 })
+  return { child: started.child, endpoint: started.match[1], output: () => started.stdout() + started.stderr() }
 }
 
 // ---------------------------------------------------------------- uploads and traffic
-
-function random (seed: number): () => number {
-  let state = seed >>> 0
-  return () => { // mulberry32
-    state = (state + 0x6d2b79f5) >>> 0
-    let x = state
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32
-  }
-}
-
-const between = (rand: () => number, low: number, high: number): number => low + Math.floor(rand() * (high - low + 1))
-
-/** Deterministic pseudo-random bytes named by key (AES-CTR keystream: fast, incompressible). */
-function bytesOf (key: string, length: number): Buffer {
-  const digest = createHash('sha256').update(key).digest()
-  return createCipheriv('aes-128-ctr', digest.subarray(0, 16), digest.subarray(16)).update(Buffer.alloc(length))
-}
 
 type Kind = 'length' | 'with-upload' | 'deferred' | 'single' | 'whole-in-post'
 
@@ -457,7 +314,7 @@ async function trafficThenCut (mount: Mount, server: ServerProcess, active: Uplo
   if (outcome !== 'cut') throw new Error(`${outcome}: ${traffic.acks} of ${requests} acknowledged; ${traffic.problems.join('; ')}\n${server.output()}`)
   await sleep(between(rand, 0, 25)) // between two answers, or not
   traffic.stopping = true
-  await powerCut(mount, server)
+  await powerCut(mount, [server.child])
   await all
   if (traffic.problems.length > 0) throw new Error(`unexpected answers before the cut:\n${traffic.problems.join('\n')}\n${server.output()}`)
   return { acks: traffic.acks, requests }
@@ -473,7 +330,7 @@ t.test('acknowledged offsets and finished uploads survive power cuts (fsync on)'
     t.fail(missing)
     return
   }
-  ensureBuilt()
+  ensureFreshBuild()
   t.comment(`seed ${SEED} (POWERCUT_SEED=${SEED} replays sizes and cut points, timing aside)`)
   const mount = await mountPowercutfs(t)
   const rand = random(SEED)
@@ -510,7 +367,7 @@ t.test('control: with --no-fsync the same cut loses acknowledged uploads', async
     t.fail(missing)
     return
   }
-  ensureBuilt()
+  ensureFreshBuild()
   const mount = await mountPowercutfs(t)
   const uploads = freshUploads(ROUNDS)
   const result = await trafficThenCut(mount, await serve(t, mount, false), uploads, random(SEED + 1))

@@ -12,6 +12,7 @@ import path from 'node:path'
 import t from 'tap'
 import { TUS, patch, send, tempDir, type Response } from '../helpers'
 import { readRange, waitFor } from '../interop-helpers'
+import { random } from '../random-helpers'
 import { startServerProcess, type ServerProcess } from '../server-process-helpers'
 import { startWorker } from '../worker-helpers'
 
@@ -35,17 +36,6 @@ const ALLOWED: Record<Kind, Record<number, string[]>> = {
   // 204 once; 404 after that or once delivered; 423 while a writer of another process, a janitor
   // pass or a worker's claim holds the upload.
   DELETE: { 204: [], 404: ['FST_TUS_UPLOAD_NOT_FOUND'], 423: ['FST_TUS_UPLOAD_LOCKED'] }
-}
-
-function random (seed: number): () => number {
-  let state = seed >>> 0
-  return () => { // mulberry32
-    state = (state + 0x6d2b79f5) >>> 0
-    let x = state
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32
-  }
 }
 
 interface Upload {
@@ -172,6 +162,9 @@ async function resume (race: Race, u: Upload, directory: string, endpoint: strin
 }
 
 const digest = (data: Buffer): string => createHash('sha256').update(data).digest('hex')
+
+// Three servers and two workers started with the TypeScript loader take a while on a busy machine.
+t.setTimeout(300_000)
 
 t.test('PATCH, HEAD, DELETE, janitor passes and waitForFile racing on the same uploads from several processes', async (t) => {
   t.comment(`seed ${SEED} (RACES_SEED=${SEED} replays the requests, timing aside)`)
