@@ -8,7 +8,7 @@ import type { ResolvedTusOptions, UploadMetadata, UploadRecord, WriteUploadInput
 import { FST_TUS_CHUNK_TOO_LARGE, FST_TUS_IDLE_TIMEOUT } from '../errors'
 import { parseContentLength } from '../headers'
 import type { Hooks } from '../hooks'
-import { ProgressThrottle } from '../progress'
+import { ProgressThrottle } from './progress'
 import type { FileStore } from '../store/index'
 
 /** What a protocol's handlers work with: one per plugin registration, shared by every protocol. */
