@@ -12,6 +12,7 @@ const DEFAULTS = { staleUploadAge: 24 * 3600_000, completedFileAge: 7 * 24 * 360
 export class StoreJanitor implements Janitor {
   private timer: NodeJS.Timeout | undefined
   private running: Promise<JanitorReport> | undefined
+  private startup: Promise<void> | undefined
 
   constructor (
     private readonly store: FileStore,
@@ -33,21 +34,33 @@ export class StoreJanitor implements Janitor {
     return report
   }
 
-  /** Schedules passes every `interval` ms; the timer never keeps the process alive. */
+  /**
+   * One pass at once, to complete what a crash interrupted (a hand-over cut
+   * short, a final never assembled), then one every `interval` ms. Readiness does
+   * not wait for it; the timer never keeps the process alive. The start-up pass
+   * is its own, so that a run() asked for meanwhile sees everything made since.
+   */
   start (): void {
     if (this.options === false || this.timer !== undefined) return
-    this.timer = setInterval(() => {
-      this.run().then(({ errors, ...done }) => {
-        const changed = Object.entries(done).filter(([, ids]) => ids.length > 0)
-        if (changed.length > 0) this.log.info({ janitor: Object.fromEntries(changed) }, 'janitor pass')
-        for (const { id, error } of errors) this.log.error({ err: error, uploadId: id }, 'janitor could not clean an upload')
-      }, (error) => this.log.error({ err: error }, 'janitor pass failed'))
-    }, this.options.interval).unref()
+    this.startup = this.logged(this.pass())
+    this.timer = setInterval(() => { void this.logged(this.run()) }, this.options.interval).unref()
+  }
+
+  private async logged (pass: Promise<JanitorReport>): Promise<void> {
+    try {
+      const { errors, ...done } = await pass
+      const changed = Object.entries(done).filter(([, ids]) => ids.length > 0)
+      if (changed.length > 0) this.log.info({ janitor: Object.fromEntries(changed) }, 'janitor pass')
+      for (const { id, error } of errors) this.log.error({ err: error, uploadId: id }, 'janitor could not clean an upload')
+    } catch (error) {
+      this.log.error({ err: error }, 'janitor pass failed')
+    }
   }
 
   async stop (): Promise<void> {
     clearInterval(this.timer)
     this.timer = undefined
     await this.running?.catch(() => {})
+    await this.startup
   }
 }

@@ -13,6 +13,7 @@ import { lock } from './lock'
 import { pump } from './pump'
 import { readRecord } from './record'
 import { UploadSink } from './sink'
+import { faultAt } from './fault'
 
 export const isPartial = (record: UploadRecord): boolean => record.concat !== null && 'partial' in record.concat
 export const isFinal = (record: UploadRecord): boolean => record.concat !== null && 'final' in record.concat
@@ -92,6 +93,7 @@ export class Concatenation {
         position += partial.length!
       }
       if (store.options.fsync) await handle.datasync()
+      faultAt('concat:assembled')
       final.offset = position
       final.lastWrite = new Date().toISOString()
       let handedOver: UploadRecord[]
@@ -102,6 +104,7 @@ export class Concatenation {
         if (await readRecord(store.directory, finalId) === undefined) await this.removePartials(partials as UploadRecord[])
         throw error
       }
+      faultAt('concat:handed-over')
       await this.removePartials(partials as UploadRecord[])
       return handedOver[0]
     } finally {

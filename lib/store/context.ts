@@ -5,6 +5,7 @@ import type { UploadRecord } from '../../types/index'
 import { Directory } from './directory'
 import { unlinkIfPresent } from './files'
 import { recordName } from './record'
+import { faultAt } from './fault'
 
 export interface FileStoreOptions {
   directory: string
@@ -53,6 +54,7 @@ export class StoreContext {
   /** Deletes an upload's record, then its data (a record never names missing data), durably. True when the record was there. */
   async removeFiles (directory: string, id: string): Promise<boolean> {
     const removed = await unlinkIfPresent(path.join(directory, recordName(id)))
+    faultAt('remove:record-removed')
     await unlinkIfPresent(path.join(directory, id))
     if (this.options.fsync) await (directory === this.completedDir ? this.completed : this.uploads).sync()
     return removed

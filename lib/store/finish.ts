@@ -9,6 +9,7 @@ import { Concatenation, isPartial } from './concat'
 import type { StoreContext } from './context'
 import { unlinkIfPresent } from './files'
 import { readRecord, recordName, writeRecord } from './record'
+import { faultAt } from './fault'
 
 export class HandOver {
   readonly concatenation: Concatenation
@@ -26,6 +27,7 @@ export class HandOver {
     if (record.finishedAt === null) {
       await this.prepare(record)
       await writeRecord(this.store.uploads, record, this.store.options.fsync)
+      faultAt('finish:committed')
     }
     return await this.afterFinish(record)
   }
@@ -71,7 +73,9 @@ export class HandOver {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error // a finish taken up again
     }
+    faultAt('finish:linked')
     if (this.store.options.fsync) await this.store.completed.sync()
+    faultAt('finish:linked-durable')
   }
 
   // Hand-over, once the in-progress record says finished: the record appears in
@@ -85,10 +89,13 @@ export class HandOver {
     const completedData = await stat(path.join(completedDir, record.id)).then(() => true, () => false)
     const published = completedData && await readRecord(completedDir, record.id) === undefined
     if (published) await writeRecord(this.store.completed, record, this.store.options.fsync)
+    faultAt('finish:published')
     // Not fsynced: should these removals be lost, the finished record left behind
     // is recognised (its completed copy is there, or was delivered) and cleared.
     await unlinkIfPresent(path.join(directory, recordName(record.id)))
+    faultAt('finish:record-removed')
     await unlinkIfPresent(path.join(directory, record.id))
+    faultAt('finish:data-removed')
     return published
   }
 }

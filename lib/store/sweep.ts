@@ -2,7 +2,7 @@
 // upload's flock (the same lock writers and claimers take), and counted only by
 // the process whose unlink or rename did it, so passes in several processes at
 // once neither collide nor double-count.
-import { open, readdir, stat, type FileHandle } from 'node:fs/promises'
+import { open, readFile, readdir, stat, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import type { JanitorReport, UploadRecord } from '../../types/index'
 import { isUploadId } from './ids'
@@ -99,6 +99,9 @@ class Pass {
       } else if (complete && !isPartial(record)) {
         // Its last byte is durable but it was never handed over (a crash in between): hand it over now.
         this.handedOver(await store.complete(record))
+      } else if (complete && await this.finalHandedOver(id)) {
+        // A partial whose final was assembled and handed over, and a crash came before the partial was removed.
+        await this.remove(record)
       } else if (policy.now - Date.parse(record.lastWrite) > policy.staleUploadAge) {
         if (await this.remove(record)) this.report.stale.push(id)
       } else if (isFinal(record)) {
@@ -109,6 +112,13 @@ class Pass {
     }
     // Assembling takes the final's lock itself.
     if (assemble) this.handedOver([await store.assemble(id)].filter((final) => final !== undefined))
+  }
+
+  // The final waiting for this partial (its link names it) has left the uploads directory.
+  private async finalHandedOver (partialId: string): Promise<boolean> {
+    const finalId = await readFile(path.join(this.store.directory, linkName(partialId)), 'utf8').catch(() => undefined)
+    return finalId !== undefined && isUploadId(finalId) && await readRecord(this.store.directory, finalId) === undefined &&
+      await readRecord(this.store.completedDir, finalId) !== undefined
   }
 
   private handedOver (records: UploadRecord[]): void {

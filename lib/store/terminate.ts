@@ -11,6 +11,7 @@ import { isUploadId } from './ids'
 import { tryLock } from './lock'
 import { readRecord } from './record'
 import { takeLock } from './takeover'
+import { faultAt } from './fault'
 
 export async function terminate (store: StoreContext, concatenation: Concatenation, id: string): Promise<UploadRecord> {
   if (!isUploadId(id)) throw new FST_TUS_UPLOAD_NOT_FOUND()
@@ -27,8 +28,10 @@ async function terminateInProgress (store: StoreContext, concatenation: Concaten
     release = (await takeLock(handle, dataPath, null, store.takeoverTimeout)).release
     const record = await readRecord(store.directory, id)
     if (record === undefined) return undefined // handed over while we waited
+    faultAt('terminate:locked')
     await store.removeFiles(store.directory, id)
     await concatenation.unlinked(id)
+    faultAt('terminate:removed')
     return record
   } finally {
     await handle.close()
@@ -43,7 +46,9 @@ async function terminateFinished (store: StoreContext, id: string): Promise<Uplo
     if (!await tryLock(finished.fd)) throw new FST_TUS_UPLOAD_LOCKED()
     const record = await readRecord(store.completedDir, id)
     if (record === undefined) throw new FST_TUS_UPLOAD_NOT_FOUND()
+    faultAt('terminate:locked')
     await store.removeFiles(store.completedDir, id)
+    faultAt('terminate:removed')
     return record
   } finally {
     await finished.close()

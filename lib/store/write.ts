@@ -20,6 +20,7 @@ import { readRecord, writeRecord } from './record'
 import { UploadSink } from './sink'
 import { reserve } from './space'
 import { takeLock, type Writer } from './takeover'
+import { faultAt } from './fault'
 
 /** Tells the write's caller of every upload it handed over. */
 export async function tellHandedOver (records: UploadRecord[], input: WriteUploadInput): Promise<void> {
@@ -146,6 +147,7 @@ export class BodyWriting {
       await this.handOver.prepare(record)
     }
     await writeRecord(store.uploads, record, store.options.fsync, true, dataSynced)
+    if (finished) faultAt('finish:committed')
     store.unnamed.delete(record.id)
     input.onProgress?.({ ...record })
     if (finished) await tellHandedOver(await this.handOver.afterFinish(record), input)
