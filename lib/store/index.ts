@@ -14,6 +14,7 @@ import {
   FST_TUS_MAX_SIZE_EXCEEDED,
   FST_TUS_OFFSET_MISMATCH,
   FST_TUS_REQUEST_ABORTED,
+  FST_TUS_RESERVATION_EXCEEDED,
   FST_TUS_SUPERSEDED,
   FST_TUS_UPLOAD_EXPIRED,
   FST_TUS_UPLOAD_LENGTH_ALREADY_SET,
@@ -29,8 +30,9 @@ import { isUploadId, newUploadId } from './ids'
 import { tryLock } from './lock'
 import { pump } from './pump'
 import { readRecord, recordName, writeRecord } from './record'
+import { Reservations, reservedBytes } from './reservations'
 import { UploadSink } from './sink'
-import { reserve } from './space'
+import { canPreallocate, reserve } from './space'
 
 export interface FileStoreOptions {
   directory: string
@@ -39,6 +41,12 @@ export interface FileStoreOptions {
   maxSize: number
   fsync: boolean
   preallocate: boolean
+  /** Budget of reserved-but-unwritten bytes: bytes, or a percentage of the filesystem's size. */
+  maxReserved: number | `${number}%`
+  /** ms without a write after which an upload's unwritten reservation is given back; 0 for never. */
+  reservationTimeout: number
+  /** ms between two recounts of the reservations on disk (default from reservationTimeout). */
+  reservationRefresh?: number
   /** ms without a write after which an unfinished upload expires, or false. */
   expiration: number | false
   /** During a long write, make bytes durable and record the offset every this many bytes. */
@@ -83,6 +91,9 @@ export class FileStore implements TusStore {
   private readonly checkpointBytes: number
   private readonly takeoverTimeout: number
   private readonly concatenation: Concatenation
+  readonly reservations: Reservations
+  // False once reserving turned out to be impossible here (no addon, or a filesystem without fallocate): no budget then.
+  private reserving = canPreallocate
   // Uploads created with data whose names are not durable yet: the write that follows makes them so.
   private readonly unnamed = new Set<string>()
 
@@ -94,6 +105,13 @@ export class FileStore implements TusStore {
     this.checkpointBytes = options.checkpointBytes ?? 64 * 1024 * 1024
     this.takeoverTimeout = options.takeoverTimeout ?? 2000
     this.concatenation = new Concatenation(this)
+    this.reservations = new Reservations({
+      directory: this.uploads,
+      fsync: options.fsync,
+      maxReserved: options.maxReserved,
+      reservationTimeout: options.reservationTimeout,
+      refreshInterval: options.reservationRefresh
+    })
   }
 
   async open (): Promise<void> {
@@ -105,9 +123,12 @@ export class FileStore implements TusStore {
       await this.close()
       throw new FST_TUS_INVALID_OPTION('completedDir', 'must be on the same filesystem as directory')
     }
+    // Without preallocation nothing is reserved.
+    if (this.options.preallocate) await this.reservations.open()
   }
 
   async close (): Promise<void> {
+    await this.reservations.close()
     await this.uploads.close()
     await this.completed.close()
   }
@@ -122,7 +143,7 @@ export class FileStore implements TusStore {
     const dataPath = path.join(this.directory, record.id)
     const handle = await open(dataPath, 'wx', 0o644)
     try {
-      if (length !== null && length > 0 && this.options.preallocate) await reserve(handle.fd, this.directory, length)
+      if (length !== null && length > 0 && this.options.preallocate) await this.preallocate(handle, record, false)
       // The directory fsync in writeRecord also makes the new data file's name durable; with
       // data coming in the same request, the write that follows does it (and answers).
       await writeRecord(this.uploads, record, this.options.fsync, !withData)
@@ -137,6 +158,34 @@ export class FileStore implements TusStore {
     // Nobody else knows the id yet: no lock needed to finish an empty upload.
     if (length === 0) await this.complete(record)
     return record
+  }
+
+  // Reserves the unwritten part of the upload within the budget. Over budget a
+  // new upload is refused (507); one that already has data (`keep`) is kept unreserved, to reserve when it resumes.
+  private async preallocate (handle: FileHandle, record: UploadRecord, keep: boolean): Promise<void> {
+    if (!this.reserving) {
+      await reserve(handle.fd, this.directory, record.length!)
+      return
+    }
+    const bytes = record.length! - record.offset
+    try {
+      this.reservations.take(bytes)
+    } catch (error) {
+      if (!keep || !(error instanceof FST_TUS_RESERVATION_EXCEEDED)) throw error
+      record.reserved = false
+      return
+    }
+    try {
+      if (await reserve(handle.fd, this.directory, record.length!)) {
+        record.reserved = true
+      } else {
+        this.reserving = false
+        this.reservations.give(bytes)
+      }
+    } catch (error) {
+      this.reservations.give(bytes)
+      throw error
+    }
   }
 
   private newRecord (input: CreateUploadInput, length: number | null): UploadRecord {
@@ -229,7 +278,7 @@ export class FileStore implements TusStore {
     try {
       await rename(dataPath, path.join(this.directory, record.id))
       current = path.join(this.directory, record.id)
-      if (this.options.preallocate && written < record.length!) await reserve(handle.fd, this.directory, record.length!)
+      if (this.options.preallocate && written < record.length!) await this.preallocate(handle, record, true)
       await writeRecord(this.uploads, record, this.options.fsync)
     } catch (error) {
       await unlinkIfPresent(current)
@@ -284,6 +333,7 @@ export class FileStore implements TusStore {
         const record = await readRecord(this.directory, id)
         if (record !== undefined) {
           await this.removeFiles(this.directory, id)
+          this.reservations.give(reservedBytes(record))
           await this.concatenation.unlinked(id)
           return record
         }
@@ -339,6 +389,7 @@ export class FileStore implements TusStore {
       await this.handedOver(await this.complete(record), input)
       return { record, written: 0, finished: true }
     }
+    await this.reservations.resume(handle, record)
     const lengthChanged = this.applyLength(record, input.length)
     const { limit, overLimit } = this.limitOf(record, input.maxBytes)
     if (input.contentLength !== undefined && input.contentLength > limit) throw overLimit()
@@ -390,6 +441,7 @@ export class FileStore implements TusStore {
     }
     await checkpoints.settled()
     const finished = record.length === record.offset + written
+    if (record.reserved === true) this.reservations.give(written)
     if (written > 0 || lengthChanged) {
       let dataSynced = this.options.fsync && written > 0 ? handle.datasync() : undefined
       dataSynced?.catch(() => {}) // awaited below; never an unhandled rejection meanwhile
@@ -498,6 +550,7 @@ export class FileStore implements TusStore {
       await placeData()
     }
     const finishedAt = Date.now()
+    delete record.reserved // nothing is left to write
     record.finishedAt = new Date(finishedAt).toISOString()
     record.duration = finishedAt - Date.parse(record.createdAt)
     if (!isPartial(record)) record.expiresAt = null
