@@ -13,7 +13,8 @@
 // reservationTimeout: the data file is truncated to its offset (the kernel
 // frees the blocks) and the record marked `reserved: false`; a write to such an
 // upload takes its reservation again first (see `resume`).
-import { open, readFile, readdir, type FileHandle } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
+import { open, readdir, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import type { UploadRecord } from '../../types/index'
 import { FST_TUS_RESERVATION_EXCEEDED } from '../errors'
@@ -36,8 +37,10 @@ export interface ReservationOptions {
 
 const MAX_REFRESH = 5000
 const MIN_REFRESH = 50
-// Records read at once during a scan: the thread pool reads them, the event loop only parses.
-const SCAN_BATCH = 64
+// Records read in place per turn of the event loop during a scan (a few ms of
+// work): a round trip through the thread pool per record would cost ten times
+// as long at 10,000 uploads and take the pool from fsyncs.
+const SCAN_BATCH = 128
 
 /** Bytes an upload holds reserved on disk and has not written yet. */
 export const reservedBytes = (record: UploadRecord): number =>
@@ -132,7 +135,8 @@ export class Reservations {
     const names = (await readdir(directory)).filter((name) => name.endsWith('.meta') && isUploadId(name.slice(0, -5)))
     let total = 0
     for (let start = 0; start < names.length; start += SCAN_BATCH) {
-      const records = await Promise.all(names.slice(start, start + SCAN_BATCH).map((name) => readRecordQuietly(path.join(directory, name))))
+      if (start > 0) await new Promise((resolve) => setImmediate(resolve))
+      const records = names.slice(start, start + SCAN_BATCH).map((name) => readRecordQuietly(path.join(directory, name)))
       for (const record of records) {
         if (record === undefined || reservedBytes(record) === 0) continue
         total += this.isIdle(record) && await this.giveBack(record.id) ? 0 : reservedBytes(record)
@@ -173,9 +177,9 @@ export class Reservations {
   }
 }
 
-async function readRecordQuietly (file: string): Promise<UploadRecord | undefined> {
+function readRecordQuietly (file: string): UploadRecord | undefined {
   try {
-    return JSON.parse(await readFile(file, 'utf8')) as UploadRecord
+    return JSON.parse(readFileSync(file, 'utf8')) as UploadRecord
   } catch {
     return undefined // replaced or removed while the scan ran, or unreadable: the janitor's business
   }
