@@ -41,4 +41,5 @@ export const FST_TUS_UPLOAD_EXPIRED = createError('FST_TUS_UPLOAD_EXPIRED', 'The
 export const FST_TUS_EXTENSION_DISABLED = createError('FST_TUS_EXTENSION_DISABLED', 'The %s extension is not enabled on this server', 400)
 export const FST_TUS_INVALID_CONCAT = createError('FST_TUS_INVALID_CONCAT', 'Invalid Upload-Concat: %s', 400)
 export const FST_TUS_CONCAT_FINAL_PATCH = createError('FST_TUS_CONCAT_FINAL_PATCH', 'A final upload is assembled from its partial uploads and cannot be patched', 403)
+export const FST_TUS_UNSUPPORTED_METHOD = createError('FST_TUS_UNSUPPORTED_METHOD', '%s is not served here; this URL serves %s', 405)
 export const FST_TUS_METHOD_NOT_ALLOWED = createError('FST_TUS_METHOD_NOT_ALLOWED', 'X-HTTP-Method-Override must be PATCH, DELETE or HEAD, got %s', 405)

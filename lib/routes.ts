@@ -13,9 +13,11 @@ import {
   FST_TUS_INVALID_CONCAT,
   FST_TUS_INVALID_CONTENT_TYPE,
   FST_TUS_METHOD_NOT_ALLOWED,
+  FST_TUS_UNSUPPORTED_METHOD,
   FST_TUS_UPLOAD_LENGTH_EXCEEDED,
   FST_TUS_UPLOAD_NOT_FOUND
 } from './errors'
+import { AllowedMethods } from './allowed-methods'
 import {
   TUS_CONTENT_TYPE,
   TUS_VERSION,
@@ -62,24 +64,36 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks }
     if (!enabled.has(extension)) throw new FST_TUS_EXTENSION_DISABLED(extension)
   }
 
+  const allowed = new AllowedMethods(app)
   // Only tus bodies are read, and they stay streams: the store reads them straight into the data file.
   app.removeAllContentTypeParsers()
   app.addContentTypeParser(TUS_CONTENT_TYPE, (_request, payload, done) => { done(null, payload) })
-  app.addContentTypeParser('*', (request, _payload, done) => {
-    done(new FST_TUS_INVALID_CONTENT_TYPE(JSON.stringify(request.headers['content-type'] ?? null)), undefined)
+  app.addContentTypeParser('*', (request, payload, done) => {
+    // A method no route serves here is answered 405 by the not-found handler, body unread.
+    if (request.is404) done(null, payload)
+    else done(new FST_TUS_INVALID_CONTENT_TYPE(JSON.stringify(request.headers['content-type'] ?? null)), undefined)
   })
 
   app.addHook('onRequest', async (request, reply) => {
     const id = uploadIdOf(request)
     if (id !== '') withUploadId(request, reply, id)
-    if (request.method === 'OPTIONS') return
+    // Some clients label an empty body (tus-py-client's creation: application/octet-stream);
+    // only a PATCH's type matters without a body.
+    if (!hasBody(request) && !isPatch(request)) delete request.headers['content-type']
+    if (request.method === 'OPTIONS' || request.is404) return
     // Set first, so that every answer, errors included, carries it.
     reply.header('Tus-Resumable', TUS_VERSION)
     checkTusResumable(request.headers['tus-resumable'])
   })
 
   app.setErrorHandler((error: FastifyError, request, reply) => sendError(error, request, reply))
-  app.setNotFoundHandler(async () => { throw new FST_TUS_UPLOAD_NOT_FOUND() })
+  app.setNotFoundHandler(async (request, reply) => {
+    reply.header('Tus-Resumable', TUS_VERSION)
+    const methods = allowed.at(request.url)
+    if (methods.length === 0) throw new FST_TUS_UPLOAD_NOT_FOUND()
+    reply.header('Allow', methods.join(', '))
+    throw new FST_TUS_UNSUPPORTED_METHOD(request.method, methods.join(', '))
+  })
 
   app.options('/', async (_request, reply) => {
     reply.header('Tus-Version', TUS_VERSION)
@@ -279,6 +293,13 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks }
     return length
   }
 }
+
+function hasBody (request: FastifyRequest): boolean {
+  const { headers } = request
+  return headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0')
+}
+
+const isPatch = (request: FastifyRequest): boolean => request.method === 'PATCH' || request.headers['x-http-method-override'] === 'PATCH'
 
 function checkPatchContentType (request: FastifyRequest): void {
   const type = request.headers['content-type']
