@@ -4,7 +4,7 @@
 import { STATUS_CODES } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { ResolvedTusOptions, TusExtension, UploadMetadata, UploadRecord, WriteUploadInput, WriteUploadResult } from '../types/index'
+import type { ProposedUpload, ResolvedTusOptions, TusExtension, UploadMetadata, UploadRecord, WriteUploadInput, WriteUploadResult } from '../types/index'
 import {
   FST_TUS_CHUNK_TOO_LARGE,
   FST_TUS_EXTENSION_DISABLED,
@@ -113,7 +113,9 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks }
     if (final && (headers['upload-length'] !== undefined || headers['upload-defer-length'] !== undefined)) {
       throw new FST_TUS_INVALID_CONCAT('a final upload takes no Upload-Length; it is the sum of its partial uploads')
     }
-    const length = final ? null : parseCreationLength(headers['upload-length'], headers['upload-defer-length'])
+    // Every partial named must be the requester's to touch, checked before anything is assembled.
+    const partials = final ? await accessPartials(request, concat.final) : undefined
+    const length = partials !== undefined ? finalLength(partials) : parseCreationLength(headers['upload-length'], headers['upload-defer-length'])
     const body = request.body as Readable | undefined
     if (body !== undefined) {
       requireExtension('creation-with-upload')
@@ -125,12 +127,13 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks }
     if (body !== undefined && length !== null && contentLength !== undefined && contentLength > length) {
       throw new FST_TUS_UPLOAD_LENGTH_EXCEEDED(length)
     }
-    const proposal = { length, metadata: parseMetadata(headers['upload-metadata'], options.maxMetadataSize) }
-    const { metadata, serverMetadata } = await preCreate(request, proposal)
-    const input = { length, metadata, serverMetadata, concat, allowUnfinishedPartials: enabled.has('concatenation-unfinished') }
+    const metadata = parseMetadata(headers['upload-metadata'], options.maxMetadataSize)
+    const proposal: ProposedUpload = partials === undefined ? { length, metadata } : { length, metadata, partials }
+    const accepted = await preCreate(request, proposal)
+    const input = { length: final ? null : length, metadata: accepted.metadata, serverMetadata: accepted.serverMetadata, concat, allowUnfinishedPartials: enabled.has('concatenation-unfinished') }
     const created = async (record: UploadRecord): Promise<void> => {
       const log = withUploadId(request, reply, record.id)
-      log.info({ length: record.length, metadata, concat: record.concat }, 'upload created')
+      log.info({ length: record.length, metadata: record.metadata, concat: record.concat }, 'upload created')
       reply.header('Location', `${request.protocol}://${request.host}${base}/${record.id}`)
       await hooks.notify('tus:created', log, record.id, { ...record }, request)
     }
@@ -204,6 +207,13 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks }
     return await patchUpload(request, reply)
   })
 
+  // The partial uploads of a final, each through tus:preAccess with the creating request.
+  async function accessPartials (request: FastifyRequest, ids: string[]): Promise<UploadRecord[]> {
+    const records = await Promise.all(ids.map((id) => store.get(id)))
+    for (const record of records) await hooks.run('tus:preAccess', request, record)
+    return records
+  }
+
   function concatOf (request: FastifyRequest): NonNullable<UploadRecord['concat']> | undefined {
     requireExtension('concatenation')
     return parseConcat(request.headers['upload-concat'], `${request.protocol}://${request.host}`, base)
@@ -226,7 +236,7 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks }
     }
   }
 
-  async function preCreate (request: FastifyRequest, proposal: { length: number | null, metadata: UploadMetadata }): Promise<{ metadata: UploadMetadata, serverMetadata: Record<string, unknown> }> {
+  async function preCreate (request: FastifyRequest, proposal: ProposedUpload): Promise<{ metadata: UploadMetadata, serverMetadata: Record<string, unknown> }> {
     let { metadata } = proposal
     let serverMetadata: Record<string, unknown> = {}
     try {
@@ -300,6 +310,11 @@ function hasBody (request: FastifyRequest): boolean {
 }
 
 const isPatch = (request: FastifyRequest): boolean => request.method === 'PATCH' || request.headers['x-http-method-override'] === 'PATCH'
+
+// A final upload's length, as it will be: the sum of its partials' (unknown while one is deferred).
+function finalLength (partials: UploadRecord[]): number | null {
+  return partials.every((partial) => partial.length !== null) ? partials.reduce((sum, partial) => sum + partial.length!, 0) : null
+}
 
 function checkPatchContentType (request: FastifyRequest): void {
   const type = request.headers['content-type']

@@ -123,8 +123,11 @@ declare namespace fastifyTus {
 
   /** An upload about to be created, as tus:preCreate sees it. */
   export interface ProposedUpload {
+    /** For a final upload, the sum of its partial uploads' lengths. */
     length: number | null
     metadata: UploadMetadata
+    /** A final upload's partial uploads, in order, each already passed through `tus:preAccess`; absent for any other upload. */
+    partials?: readonly UploadRecord[]
   }
 
   /** What tus:preCreate may return. */
