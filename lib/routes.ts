@@ -86,14 +86,20 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks }
     checkTusResumable(request.headers['tus-resumable'])
   })
 
-  app.setErrorHandler((error: FastifyError, request, reply) => sendError(error, request, reply))
-  app.setNotFoundHandler(async (request, reply) => {
-    reply.header('Tus-Resumable', TUS_VERSION)
+  // 405 with Allow for a method no route serves at the URL, 404 where none serves anything.
+  const unserved = (request: FastifyRequest, reply: FastifyReply): FastifyError => {
     const methods = allowed.at(request.url)
-    if (methods.length === 0) throw new FST_TUS_UPLOAD_NOT_FOUND()
+    if (methods.length === 0) return new FST_TUS_UPLOAD_NOT_FOUND()
     reply.header('Allow', methods.join(', '))
-    throw new FST_TUS_UNSUPPORTED_METHOD(request.method, methods.join(', '))
+    return new FST_TUS_UNSUPPORTED_METHOD(request.method, methods.join(', '))
+  }
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    // What Fastify itself refuses on the way to a route that does not exist (a malformed
+    // Content-Type, QUERY without one) is answered as that route's absence.
+    const frameworkError = typeof error.code === 'string' && error.code.startsWith('FST_ERR_')
+    sendError(request.is404 && frameworkError ? unserved(request, reply) : error, request, reply)
   })
+  app.setNotFoundHandler(async (request, reply) => { throw unserved(request, reply) })
 
   app.options('/', async (_request, reply) => {
     reply.header('Tus-Version', TUS_VERSION)
@@ -340,6 +346,8 @@ function statusOf (error: FastifyError): number {
 }
 
 function sendError (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  // Fastify's own refusal of a Content-Type it cannot parse, told in the plugin's terms.
+  if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') error = new FST_TUS_INVALID_CONTENT_TYPE(JSON.stringify(request.headers['content-type'] ?? null))
   const statusCode = statusOf(error)
   if (statusCode >= 500) request.log.error({ err: error }, 'tus request failed')
   else request.log.info({ code: error.code, statusCode }, error.message)
