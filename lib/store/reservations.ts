@@ -14,15 +14,16 @@
 // frees the blocks) and the record marked `reserved: false`; a write to such an
 // upload takes its reservation again first (see `resume`).
 import { readFileSync } from 'node:fs'
-import { open, readdir, type FileHandle } from 'node:fs/promises'
+import { readdir, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import type { UploadRecord } from '../../types/index'
 import { FST_TUS_RESERVATION_EXCEEDED } from '../errors'
 import type { Directory } from './directory'
+import { openIfPresent } from './files'
 import { isUploadId } from './ids'
 import { tryLock } from './lock'
 import { readRecord, writeRecord } from './record'
-import { reserve, totalBytes } from './space'
+import { canPreallocate, reserve, totalBytes } from './space'
 
 export interface ReservationOptions {
   directory: Directory
@@ -56,6 +57,8 @@ export class Reservations {
   private timer: NodeJS.Timeout | undefined
   private scanning: Promise<void> | undefined
   private readonly interval: number
+  // False once reserving turned out to be impossible here (no addon, or a filesystem without fallocate): no budget then.
+  private reserving = canPreallocate
 
   constructor (private readonly options: ReservationOptions) {
     const { reservationTimeout, refreshInterval } = options
@@ -98,6 +101,37 @@ export class Reservations {
   /** `bytes` of a reservation were written, or given back. */
   give (bytes: number): void {
     if (bytes > 0) this.given += bytes
+  }
+
+  /**
+   * Preallocates the unwritten part of an upload within the budget. Over
+   * budget a new upload is refused (507); one that already has data (`keep`)
+   * is kept unreserved, to reserve when it resumes.
+   */
+  async preallocate (handle: FileHandle, record: UploadRecord, keep: boolean): Promise<void> {
+    if (!this.reserving) {
+      await reserve(handle.fd, this.options.directory.path, record.length!)
+      return
+    }
+    const bytes = record.length! - record.offset
+    try {
+      this.take(bytes)
+    } catch (error) {
+      if (!keep || !(error instanceof FST_TUS_RESERVATION_EXCEEDED)) throw error
+      record.reserved = false
+      return
+    }
+    try {
+      if (await reserve(handle.fd, this.options.directory.path, record.length!)) {
+        record.reserved = true
+      } else {
+        this.reserving = false
+        this.give(bytes)
+      }
+    } catch (error) {
+      this.give(bytes)
+      throw error
+    }
   }
 
   /**
@@ -155,13 +189,8 @@ export class Reservations {
   // Truncates an idle upload's data file to its offset, under its lock; false when it is busy or no longer idle.
   private async giveBack (id: string): Promise<boolean> {
     const { directory, fsync } = this.options
-    let handle: FileHandle
-    try {
-      handle = await open(path.join(directory.path, id), 'r+')
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return true
-      throw error
-    }
+    const handle = await openIfPresent(path.join(directory.path, id), 'r+')
+    if (handle === undefined) return true
     try {
       if (!await tryLock(handle.fd)) return false
       const record = await readRecord(directory.path, id)

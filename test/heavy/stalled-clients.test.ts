@@ -13,7 +13,8 @@ import net from 'node:net'
 import path from 'node:path'
 import t, { type Test } from 'tap'
 import { TUS, create, idOf, send, tempDir } from '../helpers'
-import { PATCH_HEADERS, rawRequest, rawSend, waitFor } from '../interop-helpers'
+import { PATCH_HEADERS, waitFor } from '../interop-helpers'
+import { rawSend, streamRequest } from '../raw-client'
 import { CLI, ensureFreshBuild, startNode, type Started } from '../process-helpers'
 
 ensureFreshBuild()
@@ -135,7 +136,7 @@ t.test('stalled and slow clients do not hold up other uploads, and stalled bodie
   const stalledBody = randomBytes(STALLED_LENGTH)
   const stalled = await Promise.all(Array.from({ length: STALLED_BODIES }, async () => {
     const url = await create(a.endpoint, { 'upload-length': String(STALLED_LENGTH) })
-    const request = rawRequest(url, 'PATCH', { ...PATCH_HEADERS, 'upload-offset': '0', 'content-length': String(STALLED_LENGTH) })
+    const request = streamRequest(url, 'PATCH', { ...PATCH_HEADERS, 'upload-offset': '0', 'content-length': String(STALLED_LENGTH) })
     await request.write(stalledBody.subarray(0, STALLED_SENT))
     const entry = { url, request, sentAt: Date.now(), ended: false }
     void request.settled.then(() => { entry.ended = true })
