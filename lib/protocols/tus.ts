@@ -72,7 +72,7 @@ export function tusProtocol (context: ProtocolContext): Protocol {
 function checkTusRequest (request: FastifyRequest, reply: FastifyReply, route: RouteName | undefined): void {
   // Some clients label an empty body (aiohttp, and so tus-py-client's asyncio mode, sends
   // application/octet-stream with an empty creation): only a PATCH's type matters without a body.
-  if (!hasBody(request) && !isPatch(request, route)) delete request.headers['content-type']
+  if (!hasBody(request) && !isPatch(request, route) && !isTusContentType(request.headers['content-type'])) delete request.headers['content-type']
   if (request.method === 'OPTIONS') return
   // Set first, so that every answer, errors included, carries it.
   reply.header('Tus-Resumable', TUS_VERSION)
