@@ -5,7 +5,6 @@
 // headers timeout serve sets, and each stalled body is ended after idleTimeout
 // with its bytes durable and its lock free, so that its client resumes through
 // another process on the same directory.
-import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
@@ -15,7 +14,7 @@ import t, { type Test } from 'tap'
 import { TUS, create, idOf, send, tempDir } from '../helpers'
 import { PATCH_HEADERS, waitFor } from '../interop-helpers'
 import { rawSend, streamRequest } from '../raw-client'
-import { CLI, ensureFreshBuild, startNode, type Started } from '../process-helpers'
+import { CLI, ensureFreshBuild, lockIsFree, startNode, type Started } from '../process-helpers'
 
 ensureFreshBuild()
 
@@ -107,15 +106,6 @@ function trickleHeaders (endpoint: string, count: number): SlowHeaders {
       clearInterval(timer)
       for (const socket of sockets) socket.destroy()
     }
-  }
-}
-
-const lockIsFree = (file: string): boolean => {
-  try {
-    execFileSync('flock', ['-n', '-x', file, 'true'])
-    return true
-  } catch {
-    return false
   }
 }
 
