@@ -1,5 +1,4 @@
 // A client that goes silent mid-body must not hold its upload forever.
-import { execFileSync } from 'node:child_process'
 import { once } from 'node:events'
 import http from 'node:http'
 import path from 'node:path'
@@ -7,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { TUS, create, idOf, startServer } from './helpers'
 import { waitFor, waitForBytesOnDisk, waitForOffset } from './interop-helpers'
+import { lockIsFree } from './process-helpers'
 
 function openPatch (url: string, offset: number, contentLength: number): http.ClientRequest {
   const request = http.request(url, {
@@ -15,16 +15,6 @@ function openPatch (url: string, offset: number, contentLength: number): http.Cl
   })
   request.on('error', () => {}) // the server hangs up on purpose
   return request
-}
-
-// flock(1) from another process: exit 0 when the lock is free.
-const lockIsFree = (file: string): boolean => {
-  try {
-    execFileSync('flock', ['-n', '-x', file, 'true'])
-    return true
-  } catch {
-    return false
-  }
 }
 
 // Long enough that this test's own steps (a HEAD, a flock(1) process) fit inside it on a busy

@@ -10,6 +10,7 @@ import { openIfPresent } from './files'
 import { isUploadId } from './ids'
 import { tryLock } from './lock'
 import { readRecord } from './record'
+import { reservedBytes } from './reservations'
 import { takeLock } from './takeover'
 import { faultAt } from './fault'
 
@@ -30,6 +31,7 @@ async function terminateInProgress (store: StoreContext, concatenation: Concaten
     if (record === undefined) return undefined // handed over while we waited
     faultAt('terminate:locked')
     await store.removeFiles(store.directory, id)
+    store.reservations.give(reservedBytes(record))
     await concatenation.unlinked(id)
     faultAt('terminate:removed')
     return record
