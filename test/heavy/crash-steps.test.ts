@@ -62,6 +62,8 @@ async function scenario (t: Test, step: FaultStep, run: (armed: ServerProcess, d
 }
 
 t.setTimeout(600_000)
+// Each scenario has its own directories and processes: several at once.
+t.jobs = 4
 
 for (const step of FINISH_STEPS) {
   t.test(`a crash at ${step}: HEAD, resume, delivered once`, (t) => scenario(t, step, async (armed, dirs, restart) => {
