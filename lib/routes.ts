@@ -31,6 +31,7 @@ import {
   parseUploadLength,
   parseUploadOffset
 } from './headers'
+import { sendDownload } from './download'
 import type { Hooks } from './hooks'
 import { ProgressThrottle } from './progress'
 import { CHECKSUM_ALGORITHMS } from './store/checksum'
@@ -72,7 +73,8 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks }
   app.addHook('onRequest', async (request, reply) => {
     const id = uploadIdOf(request)
     if (id !== '') withUploadId(request, reply, id)
-    if (request.method === 'OPTIONS') return
+    // OPTIONS needs no Tus-Resumable, nor does a download: a browser's link sends none.
+    if (request.method === 'OPTIONS' || (request.method === 'GET' && options.download)) return
     // Set first, so that every answer, errors included, carries it.
     reply.header('Tus-Resumable', TUS_VERSION)
     checkTusResumable(request.headers['tus-resumable'])
@@ -180,6 +182,10 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks }
   app.head(UPLOAD_URL, headUpload)
   app.patch(UPLOAD_URL, { onRequest: async (request) => checkPatchContentType(request) }, patchUpload)
   app.delete(UPLOAD_URL, deleteUpload)
+  if (options.download) {
+    const download = { completedDir: options.completedDir, hooks, get: (id: string) => store.get(id) }
+    app.get(UPLOAD_URL, async (request, reply) => await sendDownload(request, reply, uploadIdOf(request), download))
+  }
   // X-HTTP-Method-Override, for networks that let only GET and POST through.
   app.post(UPLOAD_URL, async (request, reply) => {
     const method = request.headers['x-http-method-override']

@@ -40,6 +40,12 @@ app.register(tus, {
   underPressure: { maxEventLoopDelay: 500, healthCheck: async () => true, healthCheckInterval: 1000 }
 })
 app.register(tus, { directory, completedDir, underPressure: false })
+// Downloads of finished uploads: a switch.
+app.register(tus, { directory, completedDir, download: true })
+app.register(tus, { directory, completedDir, download: false })
+expectError(app.register(tus, { directory, completedDir, download: 'yes' }))
+expectError(app.register(tus, { directory, completedDir, download: { range: true } }))
+expectNotAssignable<FastifyTusOptions>({ directory, completedDir, download: 1 })
 
 // Both directories are required.
 expectError(app.register(tus, { directory }))
@@ -68,6 +74,8 @@ expectType<TusStore>(app.tus.store)
 expectType<string>(app.tus.options.prefix)
 expectType<number>(app.tus.options.maxSize)
 expectType<boolean>(app.tus.options.fsync)
+expectType<boolean>(app.tus.options.download)
+expectError(app.tus.options.download = true)
 expectType<string>(app.tus.store.directory)
 expectType<string>(app.tus.store.completedDir)
 

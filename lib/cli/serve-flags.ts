@@ -28,6 +28,8 @@ export const SERVE_FLAGS: readonly Flag[] = [
   { name: 'max-size', value: 'BYTES', help: 'largest upload accepted', apply: (o, v: string) => { o.tus.maxSize = integerFlag('--max-size', v) } },
   { name: 'max-chunk-size', value: 'BYTES', help: 'largest request body accepted', apply: (o, v: string) => { o.tus.maxChunkSize = integerFlag('--max-chunk-size', v) } },
   { name: 'no-fsync', help: 'do not fsync (faster, not crash-safe)', apply: (o) => { o.tus.fsync = false } },
+  { name: 'download', help: 'serve finished uploads at GET <prefix>/<id> (the default)', apply: (o) => { o.tus.download = true } },
+  { name: 'no-download', help: 'do not serve finished uploads for download', apply: (o) => { o.tus.download = false } },
   {
     name: 'cors-origin',
     value: 'ORIGIN',
@@ -54,7 +56,7 @@ export const SERVE_FLAGS: readonly Flag[] = [
 ]
 
 export function defaultServeOptions (): ServeOptions {
-  return { port: 1080, host: '127.0.0.1', logLevel: 'info', tus: { directory: './uploads', completedDir: './completed' } }
+  return { port: 1080, host: '127.0.0.1', logLevel: 'info', tus: { directory: './uploads', completedDir: './completed', download: true } }
 }
 
 export function integerFlag (name: string, value: string): number {

@@ -4,6 +4,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { fastifyTus } from '../plugin'
 import { SERVE_FLAGS, defaultServeOptions, serveHelp, type ServeOptions } from './serve-flags'
+import { uploadPage } from './upload-page'
 
 export type { ServeOptions } from './serve-flags'
 
@@ -26,6 +27,8 @@ export function parseServeArgs (args: string[]): ServeOptions | undefined {
 export async function createServer (options: ServeOptions): Promise<FastifyInstance> {
   const app = Fastify({ logger: { level: options.logLevel } })
   await app.register(fastifyTus, options.tus)
+  // The page uploads to the tus routes of its own origin.
+  await app.register(uploadPage, { endpoint: app.tus.options.prefix, download: app.tus.options.download })
   return app
 }
 
@@ -38,6 +41,7 @@ export async function runServe (args: string[]): Promise<number> {
   const app = await createServer(options)
   const address = await app.listen({ port: options.port, host: options.host })
   process.stdout.write(`fastify-tus listening on ${address}${app.tus.options.prefix}\n`)
+  process.stdout.write(`upload page: ${address}/\n`)
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => { app.close().then(() => process.exit(0), () => process.exit(1)) })
   }
