@@ -66,6 +66,8 @@ export interface PageRecord {
   percents: Record<string, number[]>
   /** Every state each upload row went through, in order, by file name. */
   states: Record<string, string[]>
+  /** Every speed and time left each upload row showed, by file name. */
+  rates: Record<string, string[]>
   /** The offset a resumed upload started from, by file name (the row's data-resumed-from). */
   resumedFrom: Record<string, number>
 }
@@ -74,7 +76,7 @@ export interface PageRecord {
 // Rows leave the list a moment after they finish, and polling could miss them;
 // a MutationObserver sees every change.
 const RECORDER = `(() => {
-  const record = { percents: {}, states: {}, resumedFrom: {} }
+  const record = { percents: {}, states: {}, rates: {}, resumedFrom: {} }
   window.__record = record
   const push = (map, key, value) => {
     const list = map[key] ?? (map[key] = [])
@@ -85,6 +87,7 @@ const RECORDER = `(() => {
       const name = row.querySelector('.name').textContent
       push(record.percents, name, Number(row.querySelector('.bar').getAttribute('aria-valuenow')))
       push(record.states, name, row.dataset.state)
+      push(record.rates, name, row.querySelector('.rate').textContent)
       if (row.dataset.resumedFrom !== undefined) record.resumedFrom[name] = Number(row.dataset.resumedFrom)
     }
   }
@@ -109,51 +112,35 @@ export async function waitForFinished (page: Page, name: string, timeout = 60_00
 }
 
 /**
- * One held request body: `after` bytes pass into the plugin, the rest is kept
- * back until `release()`. The socket is still read meanwhile (into memory), so
- * that a client going away is noticed at once, as it would be without the hold.
+ * One held request body: `after` bytes pass into the plugin, then nothing more,
+ * and the body never ends: the server has exactly `after` bytes until the client
+ * gives up. The rest is still read off the socket (and dropped), so that the
+ * client going away is noticed at once, as it would be without the hold.
  */
 export class Hold {
   /** Resolves when the body has delivered `after` bytes to the server. */
   readonly reached: Promise<void>
   private markReached!: () => void
-  private held: Transform | undefined
-  private kept: Buffer[] | undefined = []
-  private ended: (() => void) | undefined
 
   constructor (readonly after: number) {
     this.reached = new Promise((resolve) => { this.markReached = resolve })
   }
 
-  release (): void {
-    const kept = this.kept ?? []
-    this.kept = undefined
-    for (const chunk of kept) this.held?.push(chunk)
-    this.ended?.()
-  }
-
   wrap (payload: Readable, socket: Socket): Readable {
     let passed = 0
     const hold = this
-    const held = this.held = new Transform({
+    const held = new Transform({
       transform (chunk: Buffer, _encoding, callback: TransformCallback) {
-        if (hold.kept === undefined || passed + chunk.length <= hold.after) {
-          passed += chunk.length
-          return callback(null, chunk)
-        }
-        const room = hold.after - passed
+        const room = Math.max(0, hold.after - passed)
+        passed += Math.min(room, chunk.length)
+        if (room >= chunk.length) return callback(null, chunk)
         if (room > 0) this.push(chunk.subarray(0, room))
-        passed = hold.after
-        hold.kept.push(chunk.subarray(room))
         hold.markReached()
         callback()
       },
-      flush (callback: TransformCallback) {
-        if (hold.kept === undefined) callback()
-        else hold.ended = () => callback()
-      }
+      // Never called back: the body does not end while the client waits.
+      flush () {}
     })
-    // The client going away ends the held body like an aborted one.
     socket.once('close', () => held.destroy(new Error('the client closed the connection')))
     pipeline(payload, held, () => {})
     return held
@@ -162,7 +149,8 @@ export class Hold {
 
 /**
  * A deterministic server-side throttle: the n-th PATCH body (from 0) is held at
- * a chosen byte, so the test knows exactly how much the server has received.
+ * a chosen byte, so the test knows exactly how much the server has received
+ * when the client goes away.
  */
 export class BodyGate {
   private readonly holds = new Map<number, Hold>()

@@ -83,11 +83,12 @@ t.test('a 20 MiB file through the page of fastify-tus serve: progress to 100 %, 
   t.strictSame(errors(), [], 'the page threw no errors')
 })
 
-t.test('a reload in the middle of an upload: the same upload goes on from the offset the server has', async (t) => {
+t.test('a reload, then a pause, in the middle of an upload: the same upload goes on each time from the offset the server has', async (t) => {
   const gate = new BodyGate()
-  // The first PATCH stops at 8 MiB until the page goes away; the second is held just after
-  // it starts, long enough to see the page say where it resumed.
+  // The first PATCH gets 8 MiB into the server, then nothing more until the page reloads;
+  // the second (the resumed upload) 1 MiB more, until it is paused.
   const FIRST = 8 * MiB
+  const PAUSED = FIRST + MiB
   const first = gate.hold(0, FIRST)
   const second = gate.hold(1, MiB)
   const server = await tusServer(t, { page: true, before: (app) => gate.install(app) })
@@ -101,8 +102,7 @@ t.test('a reload in the middle of an upload: the same upload goes on from the of
   await page.setInputFiles('#picker', file)
   await first.reached
   await snap('held at 8 MiB')
-  const creation = server.seen.find((request) => request.method === 'POST')
-  t.ok(creation, 'the upload was created')
+  t.equal(server.seen.filter((request) => request.method === 'POST').length, 1, 'the upload was created')
   const uploadUrl = `${server.origin}${server.seen.find((request) => request.method === 'PATCH')!.url}`
 
   await page.reload()
@@ -116,9 +116,14 @@ t.test('a reload in the middle of an upload: the same upload goes on from the of
   await recordPage(page)
   await page.setInputFiles('#picker', file)
   await second.reached
-  await page.locator('#uploads .item', { hasText: 'resumed at 8.0 MB' }).waitFor()
+  const row = page.locator('#uploads .item', { hasText: 'large video.mp4' })
+  await row.filter({ hasText: 'resumed at 8.0 MB' }).waitFor()
   await snap('resumed')
-  second.release()
+  await row.locator('button.pause').click()
+  await page.locator('#uploads .item[data-state="paused"]').waitFor()
+  t.equal(await waitForOffset(uploadUrl, (offset) => offset === PAUSED, 30_000), PAUSED, 'paused: the server recorded the 1 MiB more it got')
+  await snap('paused')
+  await row.locator('button.resume').click()
   const link = await waitForFinished(page, 'large video.mp4')
   await snap('finished')
 
@@ -126,10 +131,12 @@ t.test('a reload in the middle of an upload: the same upload goes on from the of
   t.equal(record.resumedFrom['large video.mp4'], FIRST, 'the page resumed from 8 MiB')
   const percents = record.percents['large video.mp4']
   t.ok(percents.includes(16) && percents.every((percent) => percent === 0 || percent >= 16), `its progress went on from 16 %, not from 0 (${percents.join(' ')})`)
+  t.strictSame(record.states['large video.mp4'], ['uploading', 'paused', 'uploading', 'done'], 'the row went through pause and resume')
+  t.ok(record.rates['large video.mp4'].some((rate) => /^[0-9.]+ [KMG]?B\/s · [0-9]+ (s|min)( [0-9]+ s)? left$/.test(rate)), 'the row showed a speed and the time left')
   t.equal(server.seen.filter((request) => request.method === 'POST').length, 1, 'no second upload was created')
   const patches = server.seen.filter((request) => request.method === 'PATCH')
-  t.strictSame(patches.map((request) => request.offset), ['0', String(FIRST)], 'two PATCHes: from 0, then from the stored offset')
-  t.ok(patches.every((request) => request.url === patches[0].url), 'both to the same upload')
+  t.strictSame(patches.map((request) => request.offset), ['0', String(FIRST), String(PAUSED)], 'three PATCHes: from 0, then each from the stored offset')
+  t.ok(patches.every((request) => request.url === patches[0].url), 'all to the same upload')
   t.equal(link, uploadUrl, 'the finished upload is the one created before the reload')
   await assertCompleted(t, server, {
     id: idOf(uploadUrl),
