@@ -1,7 +1,7 @@
 // The upload page of `fastify-tus serve` in a real browser (Debian's chromium,
-// headless): a 20 MiB upload to the built CLI, a reload in the middle of an
-// upload that then finishes from the server's offset, and a page on one origin
-// uploading to a tus server on another.
+// headless): a 20 MiB upload to the built CLI, a reload and a pause in the
+// middle of an upload that then finishes from the server's offset, and a page on
+// one origin uploading to a tus server on another (picked and dropped files).
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -179,5 +179,19 @@ t.test('cross-origin: the page on one port, the tus server on another with the c
     metadata: { filename: 'notes – ünïcode.txt', filetype: 'text/plain' }
   })
   t.ok((await downloaded(link!)).equals(await readFile(file)), 'the download link serves the same bytes')
+
+  // Several files dropped on the page at once (made in the page: a drop carries no file paths).
+  const dropped = await page.evaluateHandle(`(() => {
+    const transfer = new DataTransfer()
+    transfer.items.add(new File(['first dropped file'], 'one.txt', { type: 'text/plain' }))
+    transfer.items.add(new File([new Uint8Array(300000).map((_, i) => i % 251)], 'two.bin'))
+    return transfer
+  })()`)
+  await page.dispatchEvent('#dropzone', 'drop', { dataTransfer: dropped })
+  const links = await Promise.all(['one.txt', 'two.bin'].map((name) => waitForFinished(page, name)))
+  await snap('dropped files finished')
+  t.equal((await downloaded(links[0]!)).toString(), 'first dropped file', 'the first dropped file arrived')
+  t.ok((await downloaded(links[1]!)).equals(Buffer.from(new Uint8Array(300000).map((_, i) => i % 251))), 'and the second')
+  t.equal(await page.locator('#finished .item').count(), 3, 'three finished uploads listed')
   t.strictSame(errors(), [], 'the page threw no errors')
 })
