@@ -17,6 +17,10 @@ import { CLI, ensureFreshBuild, startNode } from '../process-helpers'
 const MiB = 1024 * 1024
 
 ensureFreshBuild()
+// A safety net well above the usual run (under a minute), for a machine busy with other work.
+t.setTimeout(240_000)
+// One browser for the file; each test gets a context of its own (its own localStorage).
+const launched = launchBrowser(t)
 
 interface Seen { method: string, url: string, origin?: string, offset?: string }
 
@@ -55,7 +59,7 @@ t.test('a 20 MiB file through the page of fastify-tus serve: progress to 100 %, 
   const file = path.join(root, 'twenty.bin')
   await randomFile(file, 20 * MiB)
 
-  const browser = await launchBrowser(t)
+  const browser = await launched
   const { page, snap, errors } = await openPage(t, browser)
   await page.goto(server.match[1])
   t.equal(await page.title(), 'Upload files · fastify-tus')
@@ -96,7 +100,7 @@ t.test('a reload, then a pause, in the middle of an upload: the same upload goes
   const file = path.join(root, 'large video.mp4')
   await randomFile(file, 48 * MiB)
 
-  const browser = await launchBrowser(t)
+  const browser = await launched
   const { page, snap, errors } = await openPage(t, browser)
   await page.goto(`${server.origin}/`)
   await page.setInputFiles('#picker', file)
@@ -161,7 +165,7 @@ t.test('cross-origin: the page on one port, the tus server on another with the c
   const root = await tempDir(t)
   const file = path.join(root, 'notes – ünïcode.txt')
   await randomFile(file, 3 * MiB)
-  const browser = await launchBrowser(t)
+  const browser = await launched
   const { page, snap, errors } = await openPage(t, browser)
   await page.goto(`${pageOrigin}/`)
   await page.setInputFiles('#picker', file)
