@@ -58,14 +58,14 @@ export function contentDisposition (name: string): string {
  * exclusive flock on it). Tested with a shared lock, released at once: any
  * number of downloads run side by side, and a download never delays a worker.
  */
-async function claimedByWorker (dataPath: string, record: UploadRecord): Promise<boolean> {
+async function claimedByWorker (dataPath: string): Promise<boolean> {
   let handle
   try {
     handle = await open(dataPath, 'r')
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
-    // Not (or no longer) in completedDir: still being uploaded, or delivered to a worker already.
-    throw record.finishedAt === null ? new FST_TUS_UPLOAD_UNFINISHED(record.offset, record.length ?? 'an unknown number of') : new FST_TUS_UPLOAD_NOT_FOUND()
+    // Finished but not in completedDir: a partial upload (kept for its final), or delivered to a worker meanwhile.
+    throw new FST_TUS_UPLOAD_NOT_FOUND()
   }
   try {
     return !await tryLock(handle.fd, 'shnb')
@@ -79,7 +79,7 @@ export async function sendDownload (request: FastifyRequest, reply: FastifyReply
   const record = await context.get(id)
   await context.hooks.run('tus:preAccess', request, record)
   if (record.finishedAt === null) throw new FST_TUS_UPLOAD_UNFINISHED(record.offset, record.length ?? 'an unknown number of')
-  if (await claimedByWorker(path.join(context.completedDir, id), record)) throw new FST_TUS_UPLOAD_CLAIMED()
+  if (await claimedByWorker(path.join(context.completedDir, id))) throw new FST_TUS_UPLOAD_CLAIMED()
 
   const result = await send(request.raw, `/${id}`, {
     root: context.completedDir,

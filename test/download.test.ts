@@ -152,6 +152,11 @@ t.test('refused: unfinished (409), unknown (404), claimed by a worker (423), the
   await file.release()
   assertTusError(t, await send(`${server.endpoint}/${id}`, 'GET'), 404, 'FST_TUS_UPLOAD_NOT_FOUND', 'released:')
 
+  // A finished partial upload stays where it is, for its final: not a download.
+  const partial = await create(server.endpoint, { 'upload-length': '3', 'upload-concat': 'partial' })
+  t.equal((await send(partial, 'PATCH', { ...TUS, 'content-type': 'application/offset+octet-stream', 'upload-offset': '0' }, 'abc')).statusCode, 204)
+  assertTusError(t, await send(partial, 'GET'), 404, 'FST_TUS_UPLOAD_NOT_FOUND', 'a finished partial upload:')
+
   // Downloads take no claim: a worker gets the file while it is being downloaded, and downloads run side by side.
   const other = await finishUpload(server.endpoint, randomBytes(4096))
   const downloads = await Promise.all([1, 2, 3].map(() => send(`${server.endpoint}/${other}`, 'GET')))
