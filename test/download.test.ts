@@ -194,12 +194,20 @@ t.test('tus HEAD is unchanged beside downloads', async (t) => {
   t.equal((await send(server.endpoint, 'POST', { 'upload-length': '1' })).statusCode, 412, 'and so does every other tus request')
 })
 
-t.test('off by default: GET is refused as before', async (t) => {
-  const server = await startServer(t)
-  t.equal(server.app.tus.options.download, false)
-  const id = await finishUpload(server.endpoint, Buffer.from('x'))
-  assertTusError(t, await send(`${server.endpoint}/${id}`, 'GET'), 412, 'FST_TUS_UNSUPPORTED_VERSION', 'GET without Tus-Resumable:')
-  assertTusError(t, await send(`${server.endpoint}/${id}`, 'GET', TUS), 404, 'FST_TUS_UPLOAD_NOT_FOUND', 'GET with Tus-Resumable:')
+t.test('off by default: GET is a method not served; on, it is one of the methods served', async (t) => {
+  const off = await startServer(t)
+  t.equal(off.app.tus.options.download, false)
+  const id = await finishUpload(off.endpoint, Buffer.from('x'))
+  for (const headers of [{}, TUS]) {
+    const refused = await send(`${off.endpoint}/${id}`, 'GET', headers)
+    assertTusError(t, refused, 405, 'FST_TUS_UNSUPPORTED_METHOD', `GET ${JSON.stringify(headers)}:`)
+    t.notMatch(refused.headers.allow, /GET/, 'Allow does not offer GET')
+  }
+  const on = await startServer(t, { download: true })
+  const other = await finishUpload(on.endpoint, Buffer.from('x'))
+  const put = await send(`${on.endpoint}/${other}`, 'PUT', TUS)
+  assertTusError(t, put, 405, 'FST_TUS_UNSUPPORTED_METHOD', 'PUT with downloads on:')
+  t.match(put.headers.allow, /GET/, 'Allow offers GET on an upload URL')
 })
 
 t.test('download must be a boolean', async (t) => {
