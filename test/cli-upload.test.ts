@@ -6,7 +6,7 @@ import { createServer, type Socket } from 'node:net'
 import path from 'node:path'
 import t from 'tap'
 import { startServer } from './helpers'
-import { ensureFreshBuild } from './process-helpers'
+import { ROOT, ensureFreshBuild } from './process-helpers'
 import { finished, loggingServer, scratch, upload, urlOf, writeRandom } from './cli-upload-helpers'
 
 ensureFreshBuild()
@@ -237,4 +237,26 @@ t.test('bad usage exits 1 naming the flag; --help exits 0', async (t) => {
   const help = await upload(where, ['--help'])
   t.equal(help.code, 0)
   t.match(help.stdout, /^Usage: fastify-tus upload \[FILE\.\.\.\] --endpoint URL/)
+})
+
+t.test('the README example runs as written', async (t) => {
+  const readme = await readFile(path.join(ROOT, 'README.md'), 'utf8')
+  const section = readme.slice(readme.indexOf('## Command-line client'))
+  const example = section.slice(section.indexOf('```sh\n') + 6, section.indexOf('```', section.indexOf('```sh\n') + 6))
+  const commands = example.split('\n').filter((line) => line.startsWith('fastify-tus upload '))
+  t.equal(commands.length, 2, 'two upload commands')
+  const server = await loggingServer(t)
+  const where = await scratch(t)
+  const files = { 'photo.jpg': 200_000, 'notes.txt': 3000 }
+  for (const [name, size] of Object.entries(files)) await writeRandom(where.dir, name, size)
+  for (const command of commands) {
+    // The example's words, with the test server for the demo server's address.
+    const args = command.split(' ').slice(2).map((word) => word === 'http://127.0.0.1:1080/files' ? server.endpoint : word)
+    const ran = await upload(where, [...args, '--store', where.store])
+    t.equal(ran.code, 0, `${command}: exit 0 ${ran.stderr}`)
+    t.match(ran.stdout, new RegExp(`: ${server.endpoint}/[0-9a-f-]{36} \\(`))
+  }
+  const firstLine = /^# (\S+): http:\/\/127\.0\.0\.1:1080\/files\/0c9b\.\.\. \((\d+) bytes/m.exec(example)
+  t.ok(firstLine !== null && firstLine[1] in files, 'the example output names one of the example files')
+  t.equal(server.seen.filter((entry) => entry.method === 'POST' && entry.concat?.startsWith('final')).length, 1, 'the --parallel example joined its parts')
 })

@@ -10,8 +10,8 @@ export interface ServeOptions {
   port: number
   host: string
   logLevel: string
-  /** Fastify's trustProxy; a number is a hop count (Fastify takes one, its type omits it). */
-  trustProxy: boolean | number | string[]
+  /** Fastify's trustProxy. */
+  trustProxy: boolean | string[]
   tus: FastifyTusOptions
 }
 
@@ -95,7 +95,7 @@ export const SERVE_FLAGS: ReadonlyArray<Flag<ServeOptions>> = [
   {
     name: 'trust-proxy',
     value: 'WHO',
-    help: 'believe X-Forwarded-* from: true (any proxy), a hop count, or addresses/CIDRs, comma-separated',
+    help: 'believe X-Forwarded-* from these proxies: addresses or CIDRs, comma-separated, or true for any',
     apply: (o, v: string) => { o.trustProxy = trustProxyFlag(v) }
   },
   { name: 'log-level', value: 'LEVEL', help: 'fatal, error, warn, info, debug, trace or silent (default info)', apply: (o, v: string) => { o.logLevel = v } }

@@ -1,6 +1,6 @@
 // `fastify-tus serve`: a tus server on its own, for trying the plugin out and
 // for driving it from other processes in tests.
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import { fastifyTus } from '../plugin'
 import { parseFlags } from './flags'
 import { SERVE_FLAGS, defaultServeOptions, serveHelp, type ServeOptions } from './serve-flags'
@@ -13,7 +13,7 @@ export function parseServeArgs (args: string[]): ServeOptions | undefined {
 }
 
 export async function createServer (options: ServeOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: { level: options.logLevel }, trustProxy: options.trustProxy as FastifyServerOptions['trustProxy'] })
+  const app = Fastify({ logger: { level: options.logLevel }, trustProxy: options.trustProxy })
   await app.register(fastifyTus, options.tus)
   return app
 }

@@ -5,15 +5,12 @@ import { isIP } from 'node:net'
 // proxy-addr's (Fastify's) names for address ranges.
 const RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal'])
 
-/** `true`/`false`, a hop count, or a comma-separated list of addresses, CIDRs and range names. */
-export function trustProxyFlag (value: string): boolean | number | string[] {
+/** `true`/`false`, or a comma-separated list of addresses, CIDRs and range names. */
+export function trustProxyFlag (value: string): boolean | string[] {
   if (value === 'true') return true
   if (value === 'false') return false
-  if (/^[0-9]+$/.test(value)) {
-    const hops = Number(value)
-    if (hops < 1 || !Number.isSafeInteger(hops)) throw new Error(`--trust-proxy needs a hop count of at least 1, got "${value}"`)
-    return hops
-  }
+  // Fastify takes a hop count but, unable to check who sent the headers then, believes none of them.
+  if (/^[0-9]+$/.test(value)) throw new Error(`--trust-proxy takes no hop count ("${value}"): give the proxies' addresses or CIDRs, or true`)
   const entries = value.split(',').map((entry) => entry.trim())
   for (const entry of entries) {
     if (!trustable(entry)) {

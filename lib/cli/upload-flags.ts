@@ -77,7 +77,7 @@ export const UPLOAD_FLAGS: ReadonlyArray<Flag<UploadOptions>> = [
     apply: (o, v: string[]) => { for (const entry of v) { const [name, value] = headerEntry(entry); o.headers[name] = value } }
   },
   { name: 'retries', value: 'N', help: 'retries of a failed request, waiting 0.5 s, 1 s, 2 s ... up to 10 s (default 5)', apply: (o, v: string) => { o.retries = integerFlag('--retries', v) } },
-  { name: 'store', value: 'PATH', help: 'where upload URLs are remembered for resuming (default $XDG_CONFIG_HOME/fastify-tus/uploads.json, or ~/.config/... without it)', apply: (o, v: string) => { o.store = v } },
+  { name: 'store', value: 'PATH', help: 'where upload URLs are remembered (default: fastify-tus/uploads.json in $XDG_CONFIG_HOME or ~/.config)', apply: (o, v: string) => { o.store = v } },
   { name: 'no-resume', help: 'start new uploads instead of resuming remembered ones', apply: (o) => { o.resume = false } },
   { name: 'size', value: 'BYTES', help: 'without FILE: bytes of random data to upload (default 1048576)', apply: (o, v: string) => { o.size = integerFlag('--size', v) } }
 ]
