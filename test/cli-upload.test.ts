@@ -5,6 +5,8 @@ import { readdir, readFile } from 'node:fs/promises'
 import { createServer, type Socket } from 'node:net'
 import path from 'node:path'
 import t from 'tap'
+import { parseFlags } from '../lib/cli/flags'
+import { UPLOAD_FLAGS, defaultUploadOptions, uploadHelp } from '../lib/cli/upload-flags'
 import { startServer } from './helpers'
 import { ROOT, ensureFreshBuild } from './process-helpers'
 import { finished, loggingServer, scratch, upload, urlOf, writeRandom } from './cli-upload-helpers'
@@ -82,14 +84,17 @@ t.test('--checksum: every chunk carries Upload-Checksum of exactly its bytes, fo
   const { seen } = server
   const where = await scratch(t)
   const { file, bytes } = await writeRandom(where.dir, 'data.bin', 250_000)
-  for (const algorithm of ['sha1', 'sha256', 'sha512', 'md5']) {
-    seen.length = 0
-    const ran = await upload(where, [file, '--endpoint', server.endpoint, '--store', where.store, '--checksum', algorithm, '--chunk-size', '100000'])
+  const algorithms = ['sha1', 'sha256', 'sha512', 'md5']
+  // Independent runs, side by side; each one's requests are told apart by its upload URL.
+  const runs = await Promise.all(algorithms.map((algorithm) => upload(where, [file, '--endpoint', server.endpoint, '--store', path.join(where.dir, `${algorithm}.json`), '--checksum', algorithm, '--chunk-size', '100000'])))
+  for (const [index, algorithm] of algorithms.entries()) {
+    const ran = runs[index]
     t.equal(ran.code, 0, `${algorithm}: exit 0 ${ran.stderr}`)
-    const patches = seen.filter((entry) => entry.method === 'PATCH')
+    const url = urlOf(ran.stdout, file)!
+    const patches = seen.filter((entry) => entry.method === 'PATCH' && url.endsWith(entry.url))
     t.same(patches.map((entry) => entry.checksum), digests(bytes, 100_000, algorithm), `${algorithm}: the header of each PATCH is its chunk's digest`)
     t.same(patches.map((entry) => entry.status), [204, 204, 204], 'and the server accepted each')
-    t.ok((await finished(server, urlOf(ran.stdout, file)!)).data.equals(bytes))
+    t.ok((await finished(server, url)).data.equals(bytes))
   }
 
   seen.length = 0
@@ -213,10 +218,8 @@ t.test('failures: a file over Tus-Max-Size, an unreachable server after --retrie
 })
 
 t.test('bad usage exits 1 naming the flag; --help exits 0', async (t) => {
-  const where = await scratch(t)
   const endpoint = ['--endpoint', 'http://127.0.0.1:1/files']
-  const cases: Array<[string[], RegExp]> = [
-    [['x.bin'], /--endpoint URL is required/],
+  const flags: Array<[string[], RegExp]> = [
     [['--endpoint', 'ftp://host/files'], /--endpoint needs an http\(s\) URL/],
     [[...endpoint, '--chunk-size', '0'], /--chunk-size needs a positive integer/],
     [[...endpoint, '--parallel', 'two'], /--parallel/],
@@ -226,8 +229,16 @@ t.test('bad usage exits 1 naming the flag; --help exits 0', async (t) => {
     [[...endpoint, '--metadata', 'a key=v'], /--metadata needs key=value/],
     [[...endpoint, '--header', 'Authorization'], /--header needs "Name: value"/],
     [[...endpoint, '--header', 'Upload-Offset: 5'], /--header: Upload-Offset is set by the tus client itself/],
-    [[...endpoint, '--size', '5', 'x.bin'], /--size is for random data/],
     [[...endpoint, '--frobnicate'], /--frobnicate/]
+  ]
+  // The flag table's parsers run in this process ...
+  for (const [args, message] of flags) t.throws(() => parseFlags(args, UPLOAD_FLAGS, defaultUploadOptions(), true), { message }, args.join(' '))
+  // ... and the command's own checks, and how a refusal reaches the user, in real ones.
+  const where = await scratch(t)
+  const cases: Array<[string[], RegExp]> = [
+    [['x.bin'], /^fastify-tus: --endpoint URL is required/],
+    [[...endpoint, '--size', '5', 'x.bin'], /^fastify-tus: --size is for random data/],
+    [[...endpoint, '--chunk-size', 'x'], /^fastify-tus: --chunk-size/]
   ]
   const runs = await Promise.all(cases.map(([args]) => upload(where, args)))
   for (const [index, [args, message]] of cases.entries()) {
@@ -236,6 +247,7 @@ t.test('bad usage exits 1 naming the flag; --help exits 0', async (t) => {
   }
   const help = await upload(where, ['--help'])
   t.equal(help.code, 0)
+  t.equal(help.stdout, uploadHelp())
   t.match(help.stdout, /^Usage: fastify-tus upload \[FILE\.\.\.\] --endpoint URL/)
 })
 
