@@ -6,10 +6,12 @@ import { readdir, readFile } from 'node:fs/promises'
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
-import { CLI, ROOT, ensureFreshBuild, runNode } from './process-helpers'
+import { CLI, ROOT, ensureFreshBuild, runNode, type Exit } from './process-helpers'
 import { finished, loggingServer, scratch, startUpload, upload, urlOf, writeRandom, type Running, type Scratch } from './cli-upload-helpers'
 
 ensureFreshBuild()
+
+interface Teardown { teardown (fn: () => unknown): void }
 
 const CHUNK = 256 * 1024
 
@@ -31,20 +33,35 @@ function killOnPatch (state: { victim?: Running, after: number, killed: boolean 
   }
 }
 
+interface Killed {
+  server: Awaited<ReturnType<typeof loggingServer>>
+  where: Scratch
+  file: string
+  bytes: Buffer
+  /** The command both runs share. */
+  args: string[]
+  exit: Exit
+}
+
+/** A first run of `upload FILE --chunk-size CHUNK ...flags`, killed once the server holds `after` bytes of it. */
+async function killedRun (t: Teardown, size: number, after: number, flags: (where: Scratch) => string[]): Promise<Killed> {
+  const state: { victim?: Running, after: number, killed: boolean } = { after, killed: false }
+  const server = await loggingServer(t, {}, killOnPatch(state))
+  const where = await scratch(t)
+  const { file, bytes } = await writeRandom(where.dir, 'upload.webm', size)
+  const args = [file, '--endpoint', server.endpoint, '--chunk-size', String(CHUNK), ...flags(where)]
+  state.victim = startUpload(t, where, args)
+  const exit = await state.victim.exit
+  return { server, where, file, bytes, args, exit }
+}
+
 function storePath (where: Scratch): string {
   return path.join(where.env.XDG_CONFIG_HOME as string, 'fastify-tus', 'uploads.json')
 }
 
 t.test('killed mid-upload, the same command continues from the server\'s offset: same URL, HEAD then PATCH, same bytes', async (t) => {
-  const state: { victim?: Running, after: number, killed: boolean } = { after: 2 * CHUNK, killed: false }
-  const server = await loggingServer(t, {}, killOnPatch(state))
-  const where = await scratch(t)
-  const { file, bytes } = await writeRandom(where.dir, 'video.webm', 6 * CHUNK + 1000)
   // No --store: the default, under $XDG_CONFIG_HOME/fastify-tus/.
-  const args = [file, '--endpoint', server.endpoint, '--chunk-size', String(CHUNK)]
-
-  state.victim = startUpload(t, where, args)
-  const killed = await state.victim.exit
+  const { server, where, file, bytes, args, exit: killed } = await killedRun(t, 6 * CHUNK + 1000, 2 * CHUNK, () => [])
   t.same(killed, { code: null, signal: 'SIGKILL' }, 'the first run was killed')
   const created = server.seen.filter((entry) => entry.method === 'POST' && entry.status === 201)
   t.equal(created.length, 1, 'the first run created one upload')
@@ -70,14 +87,7 @@ t.test('killed mid-upload, the same command continues from the server\'s offset:
 })
 
 t.test('--parallel killed mid-upload resumes its partial uploads and joins them', async (t) => {
-  const state: { victim?: Running, after: number, killed: boolean } = { after: CHUNK, killed: false }
-  const server = await loggingServer(t, {}, killOnPatch(state))
-  const where = await scratch(t)
-  const { file, bytes } = await writeRandom(where.dir, 'disk.iso', 8 * CHUNK)
-  const args = [file, '--endpoint', server.endpoint, '--store', where.store, '--chunk-size', String(CHUNK), '--parallel', '2']
-
-  state.victim = startUpload(t, where, args)
-  await state.victim.exit
+  const { server, where, file, bytes, args } = await killedRun(t, 8 * CHUNK, CHUNK, (where) => ['--store', where.store, '--parallel', '2'])
   const partials = server.seen.filter((entry) => entry.method === 'POST' && entry.status === 201).length
   t.equal(partials, 2, 'the first run created the two partial uploads')
 
@@ -92,13 +102,7 @@ t.test('--parallel killed mid-upload resumes its partial uploads and joins them'
 })
 
 t.test('--no-resume starts a new upload instead', async (t) => {
-  const state: { victim?: Running, after: number, killed: boolean } = { after: CHUNK, killed: false }
-  const server = await loggingServer(t, {}, killOnPatch(state))
-  const where = await scratch(t)
-  const { file, bytes } = await writeRandom(where.dir, 'a.bin', 4 * CHUNK)
-  const args = [file, '--endpoint', server.endpoint, '--store', where.store, '--chunk-size', String(CHUNK)]
-  state.victim = startUpload(t, where, args)
-  await state.victim.exit
+  const { server, where, file, bytes, args } = await killedRun(t, 4 * CHUNK, CHUNK, (where) => ['--store', where.store])
   const [first] = await readdirIds(server.directory)
 
   server.seen.length = 0
@@ -112,13 +116,7 @@ t.test('--no-resume starts a new upload instead', async (t) => {
 })
 
 t.test('a remembered upload the server no longer has: a new one is made', async (t) => {
-  const state: { victim?: Running, after: number, killed: boolean } = { after: CHUNK, killed: false }
-  const server = await loggingServer(t, {}, killOnPatch(state))
-  const where = await scratch(t)
-  const { file, bytes } = await writeRandom(where.dir, 'a.bin', 3 * CHUNK)
-  const args = [file, '--endpoint', server.endpoint, '--store', where.store, '--chunk-size', String(CHUNK)]
-  state.victim = startUpload(t, where, args)
-  await state.victim.exit
+  const { server, where, file, bytes, args } = await killedRun(t, 3 * CHUNK, CHUNK, (where) => ['--store', where.store])
   const [first] = await readdirIds(server.directory)
   await server.app.tus.store.terminate(first)
 

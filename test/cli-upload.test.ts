@@ -12,12 +12,17 @@ import { finished, loggingServer, scratch, upload, urlOf, writeRandom } from './
 
 ensureFreshBuild()
 
-t.test('a file arrives byte for byte; one plain line with its URL; filename, filetype and --metadata in the record', async (t) => {
+/** A fresh server and scratch directory, and `upload NAME ...flags` of `size` random bytes run to its end. */
+async function uploadOne (t: Parameters<typeof scratch>[0], name: string, size: number, flags: string[]) {
   const server = await loggingServer(t)
-  const { seen } = server
   const where = await scratch(t)
-  const { file, bytes } = await writeRandom(where.dir, 'report.pdf', 300_000)
-  const ran = await upload(where, [file, '--endpoint', server.endpoint, '--store', where.store, '--metadata', 'project=alpha', '--metadata', 'note=a=b'])
+  const { file, bytes } = await writeRandom(where.dir, name, size)
+  const ran = await upload(where, [file, '--endpoint', server.endpoint, '--store', where.store, ...flags])
+  return { server, seen: server.seen, where, file, bytes, ran }
+}
+
+t.test('a file arrives byte for byte; one plain line with its URL; filename, filetype and --metadata in the record', async (t) => {
+  const { server, seen, where, file, bytes, ran } = await uploadOne(t, 'report.pdf', 300_000, ['--metadata', 'project=alpha', '--metadata', 'note=a=b'])
   t.equal(ran.code, 0, `exit 0 (${ran.stderr.trim()})`)
   t.equal(ran.stderr, '', 'nothing on stderr')
   const lines = ran.stdout.trim().split('\n')
@@ -57,11 +62,7 @@ t.test('several files, in chunks: one line each, in order, and each file arrives
 })
 
 t.test('--parallel: partial uploads joined by concatenation, the final one with the metadata', async (t) => {
-  const server = await loggingServer(t)
-  const { seen } = server
-  const where = await scratch(t)
-  const { file, bytes } = await writeRandom(where.dir, 'movie.mp4', 1_000_003)
-  const ran = await upload(where, [file, '--endpoint', server.endpoint, '--store', where.store, '--parallel', '3', '--chunk-size', '200000'])
+  const { server, seen, file, bytes, ran } = await uploadOne(t, 'movie.mp4', 1_000_003, ['--parallel', '3', '--chunk-size', '200000'])
   t.equal(ran.code, 0, ran.stderr)
   const { record, data } = await finished(server, urlOf(ran.stdout, file)!)
   t.ok(data.equals(bytes), 'the joined upload is the file')
