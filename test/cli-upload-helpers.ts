@@ -76,17 +76,21 @@ export async function upload (where: Scratch, args: string[], timeout = 60_000):
 export interface Running {
   child: ChildProcess
   exit: Promise<Exit>
+  stderr: () => string
 }
 
 /** Starts `fastify-tus upload ...args` without waiting for it; killed at teardown if still running. */
 export function startUpload (t: Teardown, where: Scratch, args: string[]): Running {
-  const child = spawn(process.execPath, [CLI, 'upload', ...args], { cwd: where.dir, env: where.env, stdio: 'ignore' })
-  const exit = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
+  const child = spawn(process.execPath, [CLI, 'upload', ...args], { cwd: where.dir, env: where.env, stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr!.setEncoding('utf8').on('data', (text: string) => { stderr += text })
+  // 'close': stderr has been read to its end.
+  const exit = new Promise<Exit>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })))
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
     await exit
   })
-  return { child, exit }
+  return { child, exit, stderr: () => stderr }
 }
 
 /** The URL printed on the result line of `label`. */

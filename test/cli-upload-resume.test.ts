@@ -15,18 +15,28 @@ interface Teardown { teardown (fn: () => unknown): void }
 
 const CHUNK = 256 * 1024
 
+/** How a first run is cut off: killed, interrupted (Ctrl-C), or its connection dropped (a network loss). */
+type Cut = 'SIGKILL' | 'SIGINT' | 'drop'
+
+interface CutState { victim?: Running, after: number, cut: Cut, done: boolean }
+
 /**
  * A server that, when `victim` sends a PATCH from an offset past `after`
- * (so the server has recorded at least that much), kills the client and
+ * (so the server has recorded at least that much), cuts the client off and
  * answers that request without reading it: the server's offset stays where it was.
  */
-function killOnPatch (state: { victim?: Running, after: number, killed: boolean }) {
+function cutOnPatch (state: CutState) {
   return (app: FastifyInstance): void => {
     app.addHook('onRequest', async (request, reply) => {
       const victim = state.victim
-      if (victim === undefined || state.killed || request.method !== 'PATCH' || Number(request.headers['upload-offset']) < state.after) return
-      state.killed = true
-      victim.child.kill('SIGKILL')
+      if (victim === undefined || state.done || request.method !== 'PATCH' || Number(request.headers['upload-offset']) < state.after) return
+      state.done = true
+      if (state.cut === 'drop') {
+        reply.hijack()
+        request.raw.socket.destroy()
+        return
+      }
+      victim.child.kill(state.cut)
       await victim.exit
       return await reply.code(503).header('connection', 'close').send()
     })
@@ -41,18 +51,19 @@ interface Killed {
   /** The command both runs share. */
   args: string[]
   exit: Exit
+  stderr: string
 }
 
-/** A first run of `upload FILE --chunk-size CHUNK ...flags`, killed once the server holds `after` bytes of it. */
-async function killedRun (t: Teardown, size: number, after: number, flags: (where: Scratch) => string[]): Promise<Killed> {
-  const state: { victim?: Running, after: number, killed: boolean } = { after, killed: false }
-  const server = await loggingServer(t, {}, killOnPatch(state))
+/** A first run of `upload FILE --chunk-size CHUNK ...flags`, cut off once the server holds `after` bytes of it. */
+async function killedRun (t: Teardown, size: number, after: number, flags: (where: Scratch) => string[], cut: Cut = 'SIGKILL'): Promise<Killed> {
+  const state: CutState = { after, cut, done: false }
+  const server = await loggingServer(t, {}, cutOnPatch(state))
   const where = await scratch(t)
   const { file, bytes } = await writeRandom(where.dir, 'upload.webm', size)
   const args = [file, '--endpoint', server.endpoint, '--chunk-size', String(CHUNK), ...flags(where)]
   state.victim = startUpload(t, where, args)
   const exit = await state.victim.exit
-  return { server, where, file, bytes, args, exit }
+  return { server, where, file, bytes, args, exit, stderr: state.victim.stderr() }
 }
 
 function storePath (where: Scratch): string {
@@ -85,6 +96,28 @@ t.test('killed mid-upload, the same command continues from the server\'s offset:
   t.ok((await finished(server, url)).data.equals(bytes), 'the bytes are the file\'s')
   t.same(JSON.parse(await readFile(storePath(where), 'utf8')).uploads, {}, 'and the store forgets it')
 })
+
+for (const cut of ['SIGINT', 'drop'] as const) {
+  t.test(`cut off by ${cut === 'drop' ? 'a lost connection' : 'Ctrl-C'}, it says so, and the next run resumes`, async (t) => {
+    const { server, where, file, bytes, args, exit, stderr } = await killedRun(t, 4 * CHUNK, CHUNK, (where) => ['--store', where.store, '--retries', '0'], cut)
+    if (cut === 'SIGINT') {
+      t.same(exit, { code: 130, signal: null }, 'Ctrl-C: exit 130')
+      t.match(stderr, 'fastify-tus upload: interrupted by SIGINT: run the same command again to resume')
+    } else {
+      t.same(exit, { code: 1, signal: null }, 'a lost connection without retries: exit 1')
+      t.match(stderr, `${file}: no answer to PATCH ${server.endpoint}/`)
+      t.match(stderr, 'after 0 retries (')
+    }
+    const [id] = await readdirIds(server.directory)
+    server.seen.length = 0
+    const ran = await upload(where, args)
+    t.equal(ran.code, 0, ran.stderr)
+    t.equal(urlOf(ran.stdout, file), `${server.endpoint}/${id}`, 'the same upload')
+    t.match(ran.stdout, `resumed at byte ${CHUNK})`)
+    t.same(server.seen.slice(0, 2).map((entry) => [entry.method, entry.offset]), [['HEAD', undefined], ['PATCH', String(CHUNK)]])
+    t.ok((await finished(server, `${server.endpoint}/${id}`)).data.equals(bytes))
+  })
+}
 
 t.test('--parallel killed mid-upload resumes its partial uploads and joins them', async (t) => {
   const { server, where, file, bytes, args } = await killedRun(t, 8 * CHUNK, CHUNK, (where) => ['--store', where.store, '--parallel', '2'])

@@ -137,7 +137,7 @@ t.test('failures: a file over Tus-Max-Size, an unreachable server after --retrie
   const started = Date.now()
   const dropped = await upload(where, [small.file, '--endpoint', `http://127.0.0.1:${port}/files`, '--store', where.store, '--retries', '2'])
   t.equal(dropped.code, 1)
-  t.match(dropped.stderr, `${small.file}: could not reach http://127.0.0.1:${port}/files after 2 retries (ECONNRESET)`)
+  t.match(dropped.stderr, `${small.file}: no answer to POST http://127.0.0.1:${port}/files after 2 retries (ECONNRESET)`)
   t.equal(sockets.length, 3, 'the first try and two retries')
   t.ok(Date.now() - started >= 1500, 'waiting 0.5 s then 1 s between them')
 

@@ -43,8 +43,8 @@ export function createProgress (stream: NodeJS.WriteStream = process.stderr): Pr
     format: '{name} |{bar}| {percentage}% {sent}/{size} {rate} ETA {remaining}',
     barsize: 30,
     hideCursor: true,
-    // One interrupted run must leave a usable terminal: the bars stop on SIGINT/SIGTERM.
-    gracefulExit: true
+    // Its own SIGINT listener would stop the bars and keep the process running: the command handles signals.
+    gracefulExit: false
   })
   return {
     file: (name, total) => fileBar(bars.create(total, 0, { name, sent: formatBytes(0), size: formatBytes(total), rate: '--', remaining: '--' })),

@@ -1,7 +1,7 @@
 // What `fastify-tus upload` sends when given no file: a temporary file of
 // random bytes, written in small blocks (never the whole size in memory).
 import { randomFillSync } from 'node:crypto'
-import { createWriteStream, promises as fs } from 'node:fs'
+import { createWriteStream, promises as fs, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { Readable } from 'node:stream'
@@ -16,6 +16,8 @@ function * randomBlocks (size: number): Generator<Buffer> {
 export interface RandomFile {
   path: string
   remove (): Promise<void>
+  /** For a process about to exit. */
+  removeSync (): void
 }
 
 export async function createRandomFile (size: number): Promise<RandomFile> {
@@ -27,5 +29,9 @@ export async function createRandomFile (size: number): Promise<RandomFile> {
     await fs.rm(dir, { recursive: true, force: true })
     throw error
   }
-  return { path: file, remove: () => fs.rm(dir, { recursive: true, force: true }) }
+  return {
+    path: file,
+    remove: () => fs.rm(dir, { recursive: true, force: true }),
+    removeSync: () => { rmSync(dir, { recursive: true, force: true }) }
+  }
 }

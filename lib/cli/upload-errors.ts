@@ -3,6 +3,8 @@
 // Tus-Max-Size), or unreachable after the retries.
 import { DetailedError } from 'tus-js-client'
 
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT'])
+
 export interface Server {
   endpoint: string
   headers: Record<string, string>
@@ -54,7 +56,9 @@ export async function describeFailure (error: Error, server: Server, retries: nu
   if (response === null) {
     const cause = error.causingError as NodeJS.ErrnoException | null
     const why = cause?.code ?? cause?.message ?? error.message
-    return `could not reach ${request.getURL()} after ${retries} ${retries === 1 ? 'retry' : 'retries'} (${why})`
+    const tries = `after ${retries} ${retries === 1 ? 'retry' : 'retries'} (${why})`
+    // No connection at all, or one that broke before an answer (a lost network, a server going away).
+    return UNREACHABLE.has(cause?.code ?? '') ? `could not reach ${request.getURL()} ${tries}` : `no answer to ${request.getMethod()} ${request.getURL()} ${tries}`
   }
   const status = response.getStatus()
   const said = saidBy(response.getBody())

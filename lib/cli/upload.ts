@@ -39,13 +39,36 @@ export async function runUpload (args: string[]): Promise<number> {
 /** One file after the other (each may itself be --parallel); a failed file does not stop the others. */
 async function uploadAll (targets: Target[], context: Context, random: RandomFile | undefined): Promise<Outcome[]> {
   const outcomes: Outcome[] = []
+  const stopOnSignal = interruptible(context, random)
   try {
     for (const target of targets) outcomes.push(await uploadFile(target, context))
   } finally {
+    stopOnSignal()
     context.progress.stop()
     await random?.remove()
   }
   return outcomes
+}
+
+/**
+ * Ctrl-C or SIGTERM: leave the terminal as it was and exit at once (130 or
+ * 143). What the server holds and the remembered URLs stay for the next run.
+ * Returns the function that removes the listeners.
+ */
+function interruptible (context: Context, random: RandomFile | undefined): () => void {
+  const onSignal = (signal: NodeJS.Signals): void => {
+    context.progress.stop()
+    random?.removeSync()
+    const resume = random === undefined ? ': run the same command again to resume' : ''
+    process.stderr.write(`fastify-tus upload: interrupted by ${signal}${resume}\n`)
+    process.exit(signal === 'SIGINT' ? 130 : 143)
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  return () => {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
 }
 
 function report (outcome: Outcome): void {
