@@ -18,7 +18,14 @@ const CHUNK = 256 * 1024
 /** How a first run is cut off: killed, interrupted (Ctrl-C), or its connection dropped (a network loss). */
 type Cut = 'SIGKILL' | 'SIGINT' | 'drop'
 
-interface CutState { victim?: Running, after: number, cut: Cut, done: boolean }
+interface CutState {
+  victim?: Running
+  after: number
+  cut: Cut
+  done: boolean
+  /** Awaited before cutting: what the client must have done first. */
+  before?: () => Promise<void>
+}
 
 /**
  * A server that, when `victim` sends a PATCH from an offset past `after`
@@ -31,6 +38,7 @@ function cutOnPatch (state: CutState) {
       const victim = state.victim
       if (victim === undefined || state.done || request.method !== 'PATCH' || Number(request.headers['upload-offset']) < state.after) return
       state.done = true
+      await state.before?.()
       if (state.cut === 'drop') {
         reply.hijack()
         request.raw.socket.destroy()
@@ -55,12 +63,13 @@ interface Killed {
 }
 
 /** A first run of `upload FILE --chunk-size CHUNK ...flags`, cut off once the server holds `after` bytes of it. */
-async function killedRun (t: Teardown, size: number, after: number, flags: (where: Scratch) => string[], cut: Cut = 'SIGKILL'): Promise<Killed> {
+async function killedRun (t: Teardown, size: number, after: number, flags: (where: Scratch) => string[], cut: Cut = 'SIGKILL', before?: (where: Scratch) => Promise<void>): Promise<Killed> {
   const state: CutState = { after, cut, done: false }
   const server = await loggingServer(t, {}, cutOnPatch(state))
   const where = await scratch(t)
   const { file, bytes } = await writeRandom(where.dir, 'upload.webm', size)
   const args = [file, '--endpoint', server.endpoint, '--chunk-size', String(CHUNK), ...flags(where)]
+  state.before = before === undefined ? undefined : async () => { await before(where) }
   state.victim = startUpload(t, where, args)
   const exit = await state.victim.exit
   return { server, where, file, bytes, args, exit, stderr: state.victim.stderr() }
@@ -120,7 +129,17 @@ for (const cut of ['SIGINT', 'drop'] as const) {
 }
 
 t.test('--parallel killed mid-upload resumes its partial uploads and joins them', async (t) => {
-  const { server, where, file, bytes, args } = await killedRun(t, 8 * CHUNK, CHUNK, (where) => ['--store', where.store, '--parallel', '2'])
+  // tus-js-client remembers a parallel upload once every part has its URL, while the parts already send: wait for that.
+  const remembered = async (where: Scratch): Promise<void> => {
+    for (let tries = 0; tries < 500; tries++) {
+      const text = await readFile(where.store, 'utf8').catch(() => '{"uploads":{}}')
+      const entries = Object.values(JSON.parse(text).uploads) as Array<{ parallelUploadUrls?: string[] }>
+      if (entries.some((entry) => entry.parallelUploadUrls?.length === 2)) return
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    throw new Error('the parallel upload was never remembered')
+  }
+  const { server, where, file, bytes, args } = await killedRun(t, 8 * CHUNK, CHUNK, (where) => ['--store', where.store, '--parallel', '2'], 'SIGKILL', remembered)
   const partials = server.seen.filter((entry) => entry.method === 'POST' && entry.status === 201).length
   t.equal(partials, 2, 'the first run created the two partial uploads')
 
