@@ -77,3 +77,16 @@ t.test('--checksum against a server that does not offer it fails before sending 
   t.match(ran.stderr, /--checksum md5: .* does not offer it \(Tus-Extension: creation,termination; Tus-Checksum-Algorithm: none\)/)
   t.same(seen.map((entry) => entry.method), ['OPTIONS'], 'only the discovery request')
 })
+
+t.test('--checksum asks the server first, as often as --retries allows', async (t) => {
+  const where = await scratch(t)
+  const { file } = await writeRandom(where.dir, 'data.bin', 10)
+  // A port nothing listens on: a server started and closed again.
+  const closed = await loggingServer(t)
+  await closed.app.close()
+  const started = Date.now()
+  const ran = await upload(where, [file, '--endpoint', closed.endpoint, '--store', where.store, '--checksum', 'sha1', '--retries', '1'])
+  t.equal(ran.code, 1)
+  t.match(ran.stderr, `fastify-tus: could not reach ${closed.endpoint} after 1 retry (ECONNREFUSED)`)
+  t.ok(Date.now() - started >= 500, 'after waiting 0.5 s once')
+})

@@ -24,7 +24,7 @@ export async function requireChecksum (server: Server, algorithm: string, retryD
     try {
       headers = await discover(server)
     } catch (error) {
-      if (attempt >= retryDelays.length) throw new Error(`could not reach ${server.endpoint} after ${retryDelays.length} retries: ${causeOf(error)}`)
+      if (attempt >= retryDelays.length) throw new Error(`could not reach ${server.endpoint} ${afterRetries(retryDelays.length, causeOf(error))}`)
       await new Promise((resolve) => setTimeout(resolve, retryDelays[attempt]))
     }
   }
@@ -35,6 +35,11 @@ export async function requireChecksum (server: Server, algorithm: string, retryD
   }
 }
 
+function afterRetries (retries: number, why: string): string {
+  return `after ${retries} ${retries === 1 ? 'retry' : 'retries'} (${why})`
+}
+
+/** fetch's own error says only "fetch failed": the reason is its cause. */
 function causeOf (error: unknown): string {
   const cause = (error as { cause?: { code?: string, message?: string } }).cause
   return cause?.code ?? cause?.message ?? (error as Error).message
@@ -56,7 +61,7 @@ export async function describeFailure (error: Error, server: Server, retries: nu
   if (response === null) {
     const cause = error.causingError as NodeJS.ErrnoException | null
     const why = cause?.code ?? cause?.message ?? error.message
-    const tries = `after ${retries} ${retries === 1 ? 'retry' : 'retries'} (${why})`
+    const tries = afterRetries(retries, why)
     // No connection at all, or one that broke before an answer (a lost network, a server going away).
     return UNREACHABLE.has(cause?.code ?? '') ? `could not reach ${request.getURL()} ${tries}` : `no answer to ${request.getMethod()} ${request.getURL()} ${tries}`
   }
