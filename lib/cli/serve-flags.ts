@@ -40,9 +40,26 @@ export const SERVE_FLAGS: ReadonlyArray<Flag<ServeOptions>> = [
   { name: 'max-size', value: 'BYTES', help: 'largest upload accepted', apply: (o, v: string) => { o.tus.maxSize = integerFlag('--max-size', v) } },
   { name: 'max-chunk-size', value: 'BYTES', help: 'largest request body accepted', apply: (o, v: string) => { o.tus.maxChunkSize = integerFlag('--max-chunk-size', v) } },
   { name: 'max-metadata-size', value: 'BYTES', help: 'largest Upload-Metadata header accepted (default 4096)', apply: (o, v: string) => { o.tus.maxMetadataSize = integerFlag('--max-metadata-size', v) } },
+  {
+    name: 'idle-timeout',
+    value: 'MS',
+    help: 'end a request body that sends nothing for MS (0: never; default 60000)',
+    apply: (o, v: string) => { o.tus.idleTimeout = integerFlag('--idle-timeout', v) }
+  },
+  {
+    name: 'max-reserved',
+    value: 'BYTES',
+    help: 'budget of preallocated, unwritten disk space, in bytes or N% of the filesystem (default 25%)',
+    apply: (o, v: string) => { o.tus.maxReserved = v.endsWith('%') ? v as `${number}%` : integerFlag('--max-reserved', v) }
+  },
+  {
+    name: 'reservation-timeout',
+    value: 'MS',
+    help: 'an upload idle for MS gives its unwritten space back (0: never; default 600000)',
+    apply: (o, v: string) => { o.tus.reservationTimeout = integerFlag('--reservation-timeout', v) }
+  },
   { name: 'no-fsync', help: 'do not fsync (faster, not crash-safe)', apply: (o) => { o.tus.fsync = false } },
   { name: 'no-preallocate', help: 'do not reserve Upload-Length on disk at creation', apply: (o) => { o.tus.preallocate = false } },
-  { name: 'idle-timeout', value: 'MS', help: 'end a request body silent for MS (0: never; default 60000)', apply: (o, v: string) => { o.tus.idleTimeout = integerFlag('--idle-timeout', v) } },
   { name: 'progress-interval', value: 'MS', help: 'least MS between two tus:progress calls per upload (default 1000)', apply: (o, v: string) => { o.tus.progressInterval = integerFlag('--progress-interval', v) } },
   {
     name: 'cors-origin',
