@@ -111,6 +111,7 @@ t.test('fastify-tus --help prints the commands and exits 0', async (t) => {
   t.equal(ran.code, 0)
   t.match(ran.stdout, /^Usage: fastify-tus <command>/)
   t.match(ran.stdout, /serve/)
+  t.match(ran.stdout, /upload/)
   t.equal(ran.stderr, '')
 })
 

@@ -1,8 +1,8 @@
 // `fastify-tus serve`: a tus server on its own, for trying the plugin out and
 // for driving it from other processes in tests.
-import { parseArgs, type ParseArgsConfig } from 'node:util'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { fastifyTus } from '../plugin'
+import { parseFlags } from './flags'
 import { SERVE_FLAGS, defaultServeOptions, serveHelp, type ServeOptions } from './serve-flags'
 import { uploadPage } from './upload-page'
 
@@ -10,18 +10,7 @@ export type { ServeOptions } from './serve-flags'
 
 /** The options the arguments ask for, or undefined for --help. */
 export function parseServeArgs (args: string[]): ServeOptions | undefined {
-  const config: NonNullable<ParseArgsConfig['options']> = { help: { type: 'boolean', short: 'h' } }
-  for (const flag of SERVE_FLAGS) {
-    config[flag.name] = { type: flag.value === undefined ? 'boolean' : 'string', multiple: flag.multiple === true }
-  }
-  const { values } = parseArgs({ args, strict: true, options: config })
-  if (values.help === true) return undefined
-  const options = defaultServeOptions()
-  for (const flag of SERVE_FLAGS) {
-    const value = values[flag.name]
-    if (value !== undefined && value !== false) flag.apply(options, value)
-  }
-  return options
+  return parseFlags(args, SERVE_FLAGS, defaultServeOptions())?.options
 }
 
 // Node's and Fastify's server timeouts, set for uploads that may take hours from
@@ -37,7 +26,7 @@ export const SERVER_TIMEOUTS = Object.freeze({
 })
 
 export async function createServer (options: ServeOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: { level: options.logLevel }, ...SERVER_TIMEOUTS, http: { ...SERVER_TIMEOUTS.http } })
+  const app = Fastify({ logger: { level: options.logLevel }, trustProxy: options.trustProxy, ...SERVER_TIMEOUTS, http: { ...SERVER_TIMEOUTS.http } })
   await app.register(fastifyTus, options.tus)
   // The page uploads to the tus routes of its own origin.
   await app.register(uploadPage, { endpoint: app.tus.options.prefix, download: app.tus.options.download })
