@@ -8,7 +8,7 @@ import { HOOK_NAMES } from './hooks'
 const KNOWN = new Set([
   'prefix', 'directory', 'completedDir', 'directoryMode', 'maxSize', 'maxChunkSize',
   'maxMetadataSize', 'fsync', 'preallocate', 'maxReserved', 'reservationTimeout', 'idleTimeout', 'underPressure', 'hooks', 'progressInterval', 'janitor',
-  'extensions', 'expiration', 'cors'
+  'extensions', 'expiration', 'cors', 'download'
 ])
 export const EXTENSIONS: readonly TusExtension[] = [
   'creation', 'creation-with-upload', 'creation-defer-length', 'termination', 'checksum', 'checksum-trailer',
@@ -56,7 +56,8 @@ export function resolveOptions (input: FastifyTusOptions | undefined): ResolvedT
     janitor: janitorOption(input.janitor),
     extensions: Object.freeze(extensions),
     expiration: extensions.includes('expiration') ? expirationOption(input.expiration) : false,
-    cors: corsOption(input.cors)
+    cors: corsOption(input.cors),
+    download: boolean(input, 'download', false)
   })
 }
 
@@ -106,7 +107,7 @@ function maxReservedOption (value: unknown): ResolvedTusOptions['maxReserved'] {
   return value as `${number}%`
 }
 
-function boolean (input: FastifyTusOptions, name: 'fsync' | 'preallocate', fallback: boolean): boolean {
+function boolean (input: FastifyTusOptions, name: 'fsync' | 'preallocate' | 'download', fallback: boolean): boolean {
   const value = input[name]
   if (value === undefined) return fallback
   if (typeof value !== 'boolean') throw new FST_TUS_INVALID_OPTION(name, 'must be true or false')
