@@ -28,7 +28,7 @@ const HELP = `Usage: node benchmark/run.mjs [options]   (npm run bench -- [optio
   --memory-rounds N  runs per server of the memory scenario (env BENCH_MEMORY_ROUNDS, default 1)
   --servers LIST     comma-separated keys: fastify-tus,fastify-tus-nofsync,tus-server,fsync-sink,sink
                      (env BENCH_SERVERS, default all)
-  --scenarios LIST   comma-separated ids: 1,2,3,4,5,6 (env BENCH_SCENARIOS, default all)
+  --scenarios LIST   comma-separated ids: 1,2,3,4,5,6,7 (env BENCH_SCENARIOS, default all)
   --profile DIR      run the fastify-tus servers under node --cpu-prof, profiles in DIR, and
                      print their top self-time functions (slows them down: not for figures)
   --json FILE        also write every run's raw figures as JSON
@@ -131,7 +131,10 @@ const chosenServers = list(flags.servers, all, 'server')
 const chosenScenarios = flags.scenarios === ''
   ? SCENARIOS
   : SCENARIOS.filter((scenario) => flags.scenarios.split(',').some((id) => id.trim() !== '' && scenario.id.startsWith(id.trim())))
-if (chosenScenarios.length === 0) throw usage(`no scenario matches "${flags.scenarios}"`)
+// Scenario 7 (claims with a backlog) has no server and no rounds: benchmark/claims.mjs runs it in its own process.
+const claimsChosen = flags.scenarios === '' || flags.scenarios.split(',').some((id) => id.trim() === '7')
+const claimCounts = [1000, 10_000, 50_000].map((count) => Math.max(200, Math.round(count * scale)))
+if (chosenScenarios.length === 0 && !claimsChosen) throw usage(`no scenario matches "${flags.scenarios}"`)
 
 function list (text, known, what) {
   if (text === '') return known
@@ -467,7 +470,11 @@ for (const { scenario, servers } of plan) {
   results.push({ scenario, byServer })
 }
 
-const markdown = report(results, info, (performance.now() - started) / 1000)
+let markdown = report(results, info, (performance.now() - started) / 1000)
+if (claimsChosen) {
+  process.stderr.write(`7. claims with ${claimCounts.join(', ')} uploads waiting\n`)
+  markdown += execFileSync(process.execPath, [path.join(here, 'claims.mjs'), '--counts', claimCounts.join(',')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+}
 process.stdout.write(`\n${markdown}`)
 if (flags.write) {
   writeFileSync(path.join(here, 'results.md'), markdown)
