@@ -98,7 +98,7 @@ t.test('serve --help prints the flags and exits 0', async (t) => {
     const ran = runs[index]
     t.equal(ran.code, 0, `serve ${flag} exits 0`)
     t.match(ran.stdout, /^Usage: fastify-tus serve/)
-    for (const name of ['--port', '--host', '--directory', '--completed-dir', '--max-size', '--max-chunk-size', '--no-fsync', '--log-level']) {
+    for (const name of ['--port', '--host', '--directory', '--completed-dir', '--max-size', '--max-chunk-size', '--no-fsync', '--log-level', '--workers']) {
       t.match(ran.stdout, name, `the help names ${name}`)
     }
     t.equal(ran.stderr, '')

@@ -6,6 +6,8 @@ export interface ServeOptions {
   port: number
   host: string
   logLevel: string
+  /** node:cluster workers (0: one per CPU); undefined: serve in this process. */
+  workers?: number
   tus: FastifyTusOptions
 }
 
@@ -49,6 +51,12 @@ export const SERVE_FLAGS: readonly Flag[] = [
     value: 'LIST',
     help: 'the tus extensions to offer, comma-separated (default: all)',
     apply: (o, v: string) => { o.tus.extensions = v.split(',').map((name) => name.trim()) as TusExtension[] }
+  },
+  {
+    name: 'workers',
+    value: 'N',
+    help: 'serve from N worker processes on one port (0: one per CPU); a worker that dies is replaced',
+    apply: (o, v: string) => { o.workers = integerFlag('--workers', v) }
   },
   { name: 'log-level', value: 'LEVEL', help: 'fatal, error, warn, info, debug, trace or silent (default info)', apply: (o, v: string) => { o.logLevel = v } }
 ]

@@ -4,6 +4,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { fastifyTus } from '../plugin'
 import { SERVE_FLAGS, defaultServeOptions, serveHelp, type ServeOptions } from './serve-flags'
+import { announceWorker, isWorker, leaveCluster, superviseWorkers } from './workers'
 
 export type { ServeOptions } from './serve-flags'
 
@@ -35,9 +36,12 @@ export async function runServe (args: string[]): Promise<number> {
     process.stdout.write(serveHelp())
     return 0
   }
-  const app = await createServer(options)
-  const address = await app.listen({ port: options.port, host: options.host })
-  process.stdout.write(`fastify-tus listening on ${address}${app.tus.options.prefix}\n`)
+  if (options.workers !== undefined && !isWorker()) return await superviseWorkers(options.workers)
+  const app = await createServer(options).catch(leaveCluster)
+  const address = await app.listen({ port: options.port, host: options.host }).catch(leaveCluster)
+  const url = `${address}${app.tus.options.prefix}`
+  if (isWorker()) announceWorker(url)
+  else process.stdout.write(`fastify-tus listening on ${url}\n`)
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => { app.close().then(() => process.exit(0), () => process.exit(1)) })
   }
