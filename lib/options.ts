@@ -7,7 +7,7 @@ import { HOOK_NAMES } from './hooks'
 
 const KNOWN = new Set([
   'prefix', 'directory', 'completedDir', 'directoryMode', 'maxSize', 'maxChunkSize',
-  'maxMetadataSize', 'fsync', 'preallocate', 'idleTimeout', 'underPressure', 'hooks', 'progressInterval', 'janitor',
+  'maxMetadataSize', 'fsync', 'preallocate', 'idleTimeout', 'takeoverTimeout', 'underPressure', 'hooks', 'progressInterval', 'janitor',
   'extensions', 'expiration', 'cors'
 ])
 export const EXTENSIONS: readonly TusExtension[] = [
@@ -48,6 +48,7 @@ export function resolveOptions (input: FastifyTusOptions | undefined): ResolvedT
     fsync: boolean(input, 'fsync', true),
     preallocate: boolean(input, 'preallocate', true),
     idleTimeout: integer(input, 'idleTimeout', 60_000, 0, 2 ** 31 - 1),
+    takeoverTimeout: integer(input, 'takeoverTimeout', 5000, 0, 2 ** 31 - 1),
     underPressure: underPressureOption(input.underPressure),
     hooks: hooksOption(input.hooks),
     progressInterval: integer(input, 'progressInterval', 1000, 0, 2 ** 31 - 1),

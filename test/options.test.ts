@@ -99,6 +99,14 @@ t.test('maxMetadataSize must be a positive integer', async (t) => {
   }
 })
 
+t.test('takeoverTimeout must be a whole number of ms, 0 or more', async (t) => {
+  const base = await dirs(t)
+  for (const takeoverTimeout of [-1, 1.5, '5000', null, 2 ** 31]) {
+    await assertInvalid(t, { ...base, takeoverTimeout }, 'takeoverTimeout')
+  }
+  t.equal((await ready(t, { ...await dirs(t), takeoverTimeout: 0 })).tus.options.takeoverTimeout, 0, '0 is accepted: refuse at once')
+})
+
 t.test('fsync and preallocate must be booleans', async (t) => {
   const base = await dirs(t)
   for (const name of ['fsync', 'preallocate']) {
@@ -131,6 +139,7 @@ t.test('defaults, resolved and frozen', async (t) => {
   t.equal(options.maxMetadataSize, 4096)
   t.equal(options.fsync, true)
   t.equal(options.preallocate, true)
+  t.equal(options.takeoverTimeout, 5000)
   t.same(options.underPressure, { maxEventLoopDelay: 1000 })
   t.ok(options.underPressure !== false && Object.isFrozen(options.underPressure), 'nested under-pressure options are frozen too')
   t.throws(() => { (options as { maxSize: number }).maxSize = 1 }, TypeError, 'assigning an option throws')

@@ -34,6 +34,12 @@ declare namespace fastifyTus {
     preallocate?: boolean
     /** A request body that sends nothing for this many ms is ended, its bytes kept, its lock freed; 0 for never. Default `60000`. */
     idleTimeout?: number
+    /**
+     * How long a HEAD, PATCH or DELETE waits for another request holding the upload (in this
+     * process, another process or another machine sharing the directory) to let go, in ms; after
+     * it, 423 with Retry-After. Default `5000`.
+     */
+    takeoverTimeout?: number
     /** Lifecycle hooks, by name; the same as calling `app.tus.addHook` for each. */
     hooks?: TusHooksOption
     /** Least time between two `tus:progress` calls for one upload, in ms. Default `1000`. */
@@ -62,6 +68,7 @@ declare namespace fastifyTus {
     readonly fsync: boolean
     readonly preallocate: boolean
     readonly idleTimeout: number
+    readonly takeoverTimeout: number
     readonly underPressure: FastifyUnderPressureOptions | false
     readonly hooks: Readonly<TusHooksOption>
     readonly progressInterval: number

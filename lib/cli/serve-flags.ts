@@ -53,6 +53,12 @@ export const SERVE_FLAGS: readonly Flag[] = [
     apply: (o, v: string) => { o.tus.extensions = v.split(',').map((name) => name.trim()) as TusExtension[] }
   },
   {
+    name: 'takeover-timeout',
+    value: 'MS',
+    help: 'how long a request waits for another process holding its upload to let go, then 423 (default 5000)',
+    apply: (o, v: string) => { o.tus.takeoverTimeout = integerFlag('--takeover-timeout', v) }
+  },
+  {
     name: 'workers',
     value: 'N',
     help: 'serve from N worker processes on one port (0: one per CPU); a worker that dies is replaced',
