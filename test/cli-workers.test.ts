@@ -7,7 +7,8 @@ import { availableParallelism } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import { TUS, create, idOf, send, tempDir } from './helpers'
-import { PATCH_HEADERS, rawRequest, rawSend, sha256, waitFor } from './interop-helpers'
+import { PATCH_HEADERS, sha256, waitFor } from './interop-helpers'
+import { rawSend, streamRequest } from './raw-client'
 import { CLI, ensureFreshBuild, exitWithin, runNode, startNode, type Started } from './process-helpers'
 
 ensureFreshBuild()
@@ -71,7 +72,7 @@ t.test('a worker SIGKILLed mid-upload is replaced; the client resumes from HEAD 
   const { server, endpoint, completedDir } = await serveWorkers(t, '2')
   const body = randomBytes(512 * KiB)
   const url = await create(endpoint, { 'upload-length': String(body.length) })
-  const raw = rawRequest(url, 'PATCH', { ...PATCH_HEADERS, 'upload-offset': '0' })
+  const raw = streamRequest(url, 'PATCH', { ...PATCH_HEADERS, 'upload-offset': '0' })
   await raw.write(body.subarray(0, 128 * KiB))
   const [victim] = await waitFor('the PATCH in a worker\'s log', async () => {
     const seen = handlers(server, 'PATCH', url)

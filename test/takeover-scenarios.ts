@@ -9,7 +9,8 @@ import type { Test } from 'tap'
 import * as tus from 'tus-js-client'
 import { TUS, create, idOf, send, type Response } from './helpers'
 import { startBalancer } from './balancer-helpers'
-import { PATCH_HEADERS, assertTusError, rawRequest, rawSend, sha256, waitFor, waitForBytesOnDisk, type RawOutcome } from './interop-helpers'
+import { PATCH_HEADERS, assertTusError, sha256, waitFor, waitForBytesOnDisk } from './interop-helpers'
+import { rawSend, streamRequest, type RawOutcome } from './raw-client'
 import type { TusNode } from './node-helpers'
 
 const KiB = 1024
@@ -73,7 +74,7 @@ export async function stalledOnA (t: Test, A: TusNode, B: TusNode, how: 'head' |
   const id = idOf(url)
   const onB = `${B.endpoint}/${id}`
   tally.uploads++
-  const stalled = rawRequest(url, 'PATCH', patchHeaders(0, body.length))
+  const stalled = streamRequest(url, 'PATCH', patchHeaders(0, body.length))
   await stalled.write(body.subarray(0, part))
   await waitForBytesOnDisk(path.join(B.uploads, id), 0, body.subarray(0, part), 10_000)
 

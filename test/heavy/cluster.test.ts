@@ -18,14 +18,12 @@ import { TUS, create, idOf, send, tempDir, type Response } from '../helpers'
 import {
   PATCH_HEADERS,
   headOffset,
-  rawRequest,
-  rawSend,
   sha256,
   sha256File,
   waitForBytesOnDisk,
-  waitForOffset,
-  type RawOutcome
+  waitForOffset
 } from '../interop-helpers'
+import { rawSend, streamRequest, type RawOutcome } from '../raw-client'
 import { DAY, HOUR, backDate, editRecord, finishUpload, isoAgo } from '../lifecycle-helpers'
 import { loggedErrors, startTusNode, type TusNode } from '../node-helpers'
 import { ROOT, ensureFreshBuild, startNode } from '../process-helpers'
@@ -294,7 +292,7 @@ t.test('two nodes on one GlusterFS volume (two FUSE mounts)', { timeout: SCENARI
     const urlA = await create(A.endpoint, { 'upload-length': String(body.length) })
     const id = idOf(urlA)
     const sent = 5 * 64 * KiB
-    const dying = rawRequest(urlA, 'PATCH', patchHeaders(0, body.length))
+    const dying = streamRequest(urlA, 'PATCH', patchHeaders(0, body.length))
     for (let start = 0; start < sent; start += 64 * KiB) await dying.write(body.subarray(start, start + 64 * KiB))
     await waitForBytesOnDisk(path.join(B.uploads, id), 0, body.subarray(0, sent), 10_000)
     dying.abort()
