@@ -164,8 +164,10 @@ export async function racingPatches (t: Test, A: TusNode, B: TusNode, rounds: nu
     const id = idOf(url)
     tally.uploads++
     tally.crossed++
-    // Pieces with pauses between them: both bodies stream at once, so that one request meets the other's lock.
-    const outcomes = await Promise.all(nodes.map((node, i) => rawSend(`${node.endpoint}/${id}`, 'PATCH', patchHeaders(0, length), bodies[i], 16 * KiB, 2)))
+    // Even rounds: pieces with pauses, so that both bodies stream at once and one request takes over
+    // from the other; odd rounds: as fast as they go, so that one may be done before the other comes.
+    const slow = round % 2 === 0
+    const outcomes = await Promise.all(nodes.map((node, i) => rawSend(`${node.endpoint}/${id}`, 'PATCH', patchHeaders(0, length), bodies[i], slow ? 16 * KiB : length, slow ? 2 : 0)))
     const winners = outcomes.flatMap((outcome, i) => outcome.response?.statusCode === 204 ? [i] : [])
     t.ok(winners.length <= 1, `round ${round}: never both succeed (${outcomes.map((o) => o.response?.statusCode ?? 'cut').join(', ')})`)
     for (const outcome of outcomes) {

@@ -263,6 +263,13 @@ declare namespace fastifyTus {
     create (input: CreateUploadInput): Promise<UploadRecord>
     /** Reads the record of an upload, in progress or finished; rejects with FST_TUS_UPLOAD_NOT_FOUND. */
     get (id: string): Promise<UploadRecord>
+    /**
+     * Reads the record once no request writes the upload: one still streaming into it, in any
+     * process or machine sharing the directory, is asked to let go and records what it received,
+     * so the offset is final. FST_TUS_UPLOAD_LOCKED when its holder does not let go within
+     * `takeoverTimeout`. HEAD uses it.
+     */
+    current (id: string): Promise<UploadRecord>
     /** Appends a stream to an upload under its lock, finishing it when the last byte is durable. */
     write (id: string, source: Readable | null, input: WriteUploadInput): Promise<WriteUploadResult>
     /**

@@ -137,7 +137,8 @@ async function createUpload (tus: Tus, request: FastifyRequest, reply: FastifyRe
 
 async function headUpload (tus: Tus, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   tusBody(request)
-  const record = await tus.store.get(uploadIdOf(request))
+  // A client back after a dead connection gets the offset its old request reached, even on another node.
+  const record = await tus.store.current(uploadIdOf(request))
   await tus.hooks.run('tus:preAccess', request, record)
   reply.header('Cache-Control', 'no-store')
   // A final upload has no offset to resume from until it is assembled.

@@ -5,8 +5,17 @@ import { flock } from 'fs-ext'
 
 /** Takes the lock without waiting; false when another open file description holds it. */
 export function tryLock (fd: number): Promise<boolean> {
+  return tryFlock(fd, 'exnb')
+}
+
+/** Takes a shared lock without waiting (readers among themselves never wait); false while someone holds it exclusively. */
+export function trySharedLock (fd: number): Promise<boolean> {
+  return tryFlock(fd, 'shnb')
+}
+
+function tryFlock (fd: number, kind: 'exnb' | 'shnb'): Promise<boolean> {
   return new Promise((resolve, reject) => {
-    flock(fd, 'exnb', (error) => {
+    flock(fd, kind, (error) => {
       if (error === null) resolve(true)
       else if (error.code === 'EAGAIN' || error.code === 'EWOULDBLOCK') resolve(false)
       else reject(error)

@@ -82,13 +82,19 @@ export class ReleaseRequests {
     }
   }
 
-  /** Asks whoever holds the upload's lock to let go (again: each call is a new request). */
+  /** Asks whoever holds the upload's lock to let go (again: each call is a new request); never throws. */
   async ask (id: string): Promise<void> {
     const target = path.join(this.directory, releaseName(id))
     // Dot-prefixed and .tmp, as record temporaries are: the janitor removes one left by a crash.
     const temporary = `${target}.${asker}-${asked++}.tmp`
-    await writeFile(temporary, `${process.pid}\n`)
-    await rename(temporary, target)
+    try {
+      await writeFile(temporary, `${process.pid}\n`)
+      await rename(temporary, target)
+    } catch {
+      // A network filesystem may refuse a rename racing another asker's (ENOENT, ESTALE): the
+      // asker asks again in a second, and the takeover timeout bounds the wait either way.
+      await unlink(temporary).catch(() => {})
+    }
   }
 
   /** Removes the upload's request file: the asker got the lock, or gave up. */
@@ -126,23 +132,30 @@ export class ReleaseRequests {
   }
 }
 
-// How often an asker tries the lock again, and asks again with a fresh request file.
+// An asker tries the lock again after 1, 2, 4 ... ms, at most LOCK_RETRY; it asks only once the lock
+// stayed busy for ASK_AFTER (short holders, a hand-over or a HEAD, let go by themselves), and again
+// every ASK_AGAIN with a fresh request file.
 const LOCK_RETRY = 20
+const ASK_AFTER = 30
 const ASK_AGAIN = 1000
 
-/** One request's wait for a lock held by another process: asks at once, then again every second. */
+/** One request's wait for a lock held by another process. */
 export class Asking {
+  private readonly started = Date.now()
   private askedAt = -Infinity
+  private retry = 1
 
   constructor (private readonly requests: ReleaseRequests, private readonly id: string) {}
 
   /** Asks (again, when due), then waits a moment before the lock is tried again. */
   async wait (): Promise<void> {
-    if (Date.now() - this.askedAt >= ASK_AGAIN) {
-      this.askedAt = Date.now()
+    const now = Date.now()
+    if (now - this.started >= ASK_AFTER && now - this.askedAt >= ASK_AGAIN) {
+      this.askedAt = now
       await this.requests.ask(this.id)
     }
-    await sleep(LOCK_RETRY)
+    await sleep(this.retry)
+    this.retry = Math.min(LOCK_RETRY, this.retry * 2)
   }
 
   /** The lock was taken, or the wait given up: the request file goes. */
