@@ -6,14 +6,15 @@ import net from 'node:net'
 
 interface Teardown { teardown (fn: () => unknown): void }
 
-interface Pair { client: net.Socket, upstream: net.Socket, stranded: boolean }
+interface Pair { client: net.Socket, upstream: net.Socket, stranded: boolean, held: boolean }
 
 export interface Balancer {
   /**
-   * Once a PATCH has sent `bytes` through the balancer, routes new connections to `port` and
-   * strands the open ones (before forwarding more): the node has part of the body and a silent socket.
+   * Once a PATCH has sent `bytes` through the balancer, forwards nothing more, routes new
+   * connections to `port`, waits for `before` (say, until the node has written what it got), then
+   * strands the open connections: the node has part of the body and a silent socket.
    */
-  strandPatchAfter (bytes: number, port: number): Promise<number>
+  strandPatchAfter (bytes: number, port: number, before?: () => Promise<unknown>): Promise<number>
   /** http://127.0.0.1:PORT: the address clients use. */
   readonly origin: string
   /** New connections go to this port from now on. */
@@ -27,24 +28,26 @@ export interface Balancer {
 export async function startBalancer (t: Teardown, port: number): Promise<Balancer> {
   let target = port
   const pairs = new Set<Pair>()
-  let trigger: { bytes: number, port: number, fired: (count: number) => void } | undefined
+  let trigger: { bytes: number, port: number, before: () => Promise<unknown>, fired: (count: number) => void } | undefined
+
   const connections = new Map<number, number>()
   const server = net.createServer((client) => {
     const upstream = net.connect(target, '127.0.0.1')
     connections.set(target, (connections.get(target) ?? 0) + 1)
-    const pair: Pair = { client, upstream, stranded: false }
+    const pair: Pair = { client, upstream, stranded: false, held: false }
     pairs.add(pair)
     // Client to node by hand, so that a trigger can strand before a byte more goes on.
     let patchBytes = -1
     client.on('data', (chunk: Buffer) => {
-      if (pair.stranded) return
+      if (pair.stranded || pair.held) return
       if (chunk.subarray(0, 6).toString('latin1') === 'PATCH ') patchBytes = 0
       if (patchBytes >= 0) patchBytes += chunk.length
       if (trigger !== undefined && patchBytes >= trigger.bytes) {
-        const { port, fired } = trigger
+        const { port, before, fired } = trigger
         trigger = undefined
         target = port
-        fired(strand())
+        for (const open of pairs) open.held = true // what is open now forwards nothing more
+        void before().catch(() => {}).then(() => fired(strand()))
         return
       }
       if (!upstream.write(chunk)) {
@@ -89,6 +92,6 @@ export async function startBalancer (t: Teardown, port: number): Promise<Balance
     connections,
     route: (port) => { target = port },
     strand,
-    strandPatchAfter: (bytes, port) => new Promise((resolve) => { trigger = { bytes, port, fired: resolve } })
+    strandPatchAfter: (bytes, port, before = async () => {}) => new Promise((resolve) => { trigger = { bytes, port, before, fired: resolve } })
   }
 }

@@ -123,7 +123,10 @@ export async function tusClientMovesToB (t: Test, A: TusNode, B: TusNode, tally:
   const statuses: string[] = []
   let stranded = -1
   let movedAt = 0
-  void balancer.strandPatchAfter(1 * MiB, B.port).then((count) => {
+  let id = ''
+  // Cut only once A streams the body into the upload (holding its lock), as a path that dies mid-PATCH.
+  const streaming = async (): Promise<unknown> => await waitForBytesOnDisk(path.join(A.uploads, id), 0, source.subarray(0, 64 * KiB), 10_000)
+  void balancer.strandPatchAfter(1 * MiB, B.port, streaming).then((count) => {
     stranded = count
     movedAt = Date.now()
   })
@@ -131,7 +134,10 @@ export async function tusClientMovesToB (t: Test, A: TusNode, B: TusNode, tally:
     const upload = new tus.Upload(source, {
       endpoint: `${balancer.origin}/files`,
       retryDelays: [0, 100, 500, 1000],
-      onAfterResponse: (request, response) => { statuses.push(`${request.getMethod()} ${response.getStatus()}`) },
+      onAfterResponse: (request, response) => {
+        statuses.push(`${request.getMethod()} ${response.getStatus()}`)
+        if (request.getMethod() === 'POST') id = idOf(String(response.getHeader('Location')))
+      },
       onSuccess: () => resolve(upload.url!),
       onError: reject
     })

@@ -15,6 +15,7 @@ import { HandOver } from './finish'
 import { isUploadId } from './ids'
 import { openIfPresent } from './files'
 import { readRecord } from './record'
+import { unlockedNow } from './lock'
 import { acquireLock } from './takeover'
 import { terminate } from './terminate'
 import { BodyWriting } from './write'
@@ -82,6 +83,7 @@ export class FileStore implements TusStore {
   async current (id: string): Promise<UploadRecord> {
     if (!isUploadId(id)) throw new FST_TUS_UPLOAD_NOT_FOUND()
     const dataPath = path.join(this.directory, id)
+    if (unlockedNow(dataPath) !== false) return await this.get(id)
     const handle = await openIfPresent(dataPath, 'r')
     if (handle === undefined) return await this.get(id)
     try {
