@@ -9,6 +9,7 @@ import { ReleaseRequests } from './release-requests'
 
 // How often a holder looks for release requests made on other machines (no inotify there).
 const RELEASE_POLL = 200
+import { Reservations } from './reservations'
 
 export interface FileStoreOptions {
   directory: string
@@ -17,6 +18,12 @@ export interface FileStoreOptions {
   maxSize: number
   fsync: boolean
   preallocate: boolean
+  /** Budget of reserved-but-unwritten bytes: bytes, or a percentage of the filesystem's size. */
+  maxReserved: number | `${number}%`
+  /** ms without a write after which an upload's unwritten reservation is given back; 0 for never. */
+  reservationTimeout: number
+  /** ms between two recounts of the reservations on disk (default from reservationTimeout). */
+  reservationRefresh?: number
   /** ms without a write after which an unfinished upload expires, or false. */
   expiration: number | false
   /** During a long write, make bytes durable and record the offset every this many bytes. */
@@ -38,6 +45,7 @@ export class StoreContext {
   readonly releases: ReleaseRequests
   // Uploads created with data whose names are not durable yet: the write that follows makes them so.
   readonly unnamed = new Set<string>()
+  readonly reservations: Reservations
 
   constructor (readonly options: FileStoreOptions) {
     this.directory = options.directory
@@ -47,6 +55,13 @@ export class StoreContext {
     this.checkpointBytes = options.checkpointBytes ?? 64 * 1024 * 1024
     this.takeoverTimeout = options.takeoverTimeout ?? 5000
     this.releases = new ReleaseRequests(options.directory, RELEASE_POLL)
+    this.reservations = new Reservations({
+      directory: this.uploads,
+      fsync: options.fsync,
+      maxReserved: options.maxReserved,
+      reservationTimeout: options.reservationTimeout,
+      refreshInterval: options.reservationRefresh
+    })
   }
 
   isExpired (record: UploadRecord, now: number): boolean {

@@ -17,6 +17,7 @@ import { openIfPresent } from './files'
 import { readRecord } from './record'
 import { unlockedNow } from './lock'
 import { acquireLock } from './takeover'
+import type { Reservations } from './reservations'
 import { terminate } from './terminate'
 import { BodyWriting } from './write'
 
@@ -28,6 +29,8 @@ export class FileStore implements TusStore {
   readonly uploads: Directory
   readonly completed: Directory
   private readonly context: StoreContext
+  /** The budget of reserved-but-unwritten disk space, shared with every process on the directory. */
+  readonly reservations: Reservations
   private readonly handOver: HandOver
   private readonly creation: Creation
   private readonly bodies: BodyWriting
@@ -39,6 +42,7 @@ export class FileStore implements TusStore {
     this.completedDir = context.completedDir
     this.uploads = context.uploads
     this.completed = context.completed
+    this.reservations = context.reservations
     this.handOver = new HandOver(context)
     this.creation = new Creation(context, this.handOver)
     this.bodies = new BodyWriting(context, this.handOver)
@@ -54,11 +58,14 @@ export class FileStore implements TusStore {
       await this.close()
       throw new FST_TUS_INVALID_OPTION('completedDir', 'must be on the same filesystem as directory')
     }
+    // Without preallocation nothing is reserved.
+    if (this.options.preallocate) await this.reservations.open()
     this.context.releases.start()
   }
 
   async close (): Promise<void> {
     this.context.releases.stop()
+    await this.reservations.close()
     await this.uploads.close()
     await this.completed.close()
   }

@@ -4,19 +4,10 @@
 import { closeSync, openSync } from 'node:fs'
 import { flock, flockSync } from 'fs-ext'
 
-/** Takes the lock without waiting; false when another open file description holds it. */
-export function tryLock (fd: number): Promise<boolean> {
-  return tryFlock(fd, 'exnb')
-}
-
-/** Takes a shared lock without waiting (readers among themselves never wait); false while someone holds it exclusively. */
-export function trySharedLock (fd: number): Promise<boolean> {
-  return tryFlock(fd, 'shnb')
-}
-
-function tryFlock (fd: number, kind: 'exnb' | 'shnb'): Promise<boolean> {
+/** Takes the lock without waiting (shared: one that only exclusive holders refuse); false when another open file description holds it. */
+export function tryLock (fd: number, mode: 'exnb' | 'shnb' = 'exnb'): Promise<boolean> {
   return new Promise((resolve, reject) => {
-    flock(fd, kind, (error) => {
+    flock(fd, mode, (error) => {
       if (error === null) resolve(true)
       else if (error.code === 'EAGAIN' || error.code === 'EWOULDBLOCK') resolve(false)
       else reject(error)

@@ -11,7 +11,7 @@ import path from 'node:path'
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { FST_TUS_SUPERSEDED, FST_TUS_UPLOAD_LOCKED } from '../errors'
-import { tryLock, trySharedLock } from './lock'
+import { tryLock } from './lock'
 import { Asking, type ReleaseRequests } from './release-requests'
 
 interface ActiveWrite {
@@ -40,10 +40,10 @@ const activeWrites = new Map<string, ActiveWrite>()
  */
 export async function acquireLock (handle: FileHandle, dataPath: string, store: Takeover, shared = false): Promise<void> {
   const deadline = Date.now() + store.takeoverTimeout
-  const attempt = shared ? trySharedLock : tryLock
+  const mode = shared ? 'shnb' : 'exnb'
   let asking: Asking | undefined
   try {
-    while (!await attempt(handle.fd)) {
+    while (!await tryLock(handle.fd, mode)) {
       if (Date.now() > deadline) throw new FST_TUS_UPLOAD_LOCKED()
       const active = activeWrites.get(dataPath)
       if (active !== undefined) {
