@@ -228,7 +228,7 @@ t.test('two nodes on one GlusterFS volume (two FUSE mounts)', { timeout: SCENARI
     // Every PATCH replaces the record (a rename over it) through A's mount while B reads it:
     // hundreds of small PATCHes, so that B often reads the record in the middle of its replacement.
     const chunk = 4 * KiB
-    const chunks = 400
+    const chunks = 200
     const body = randomBytes(chunk * chunks)
     const urlA = await create(A.endpoint, { 'upload-length': String(body.length) })
     let acknowledged = 0
