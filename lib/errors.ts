@@ -21,6 +21,7 @@ export const FST_TUS_INVALID_CONTENT_TYPE = createError('FST_TUS_INVALID_CONTENT
 export const FST_TUS_OFFSET_MISMATCH = createError('FST_TUS_OFFSET_MISMATCH', 'Upload-Offset %s does not match the current offset %s', 409)
 export const FST_TUS_UPLOAD_NOT_FOUND = createError('FST_TUS_UPLOAD_NOT_FOUND', 'Upload not found', 404)
 export const FST_TUS_UPLOAD_LOCKED = createError('FST_TUS_UPLOAD_LOCKED', 'The upload is being written by another request; retry later', 423)
+export const FST_TUS_LOW_DISK_SPACE = createError('FST_TUS_LOW_DISK_SPACE', 'The upload filesystem is below its free-space floor; no upload can be created now', 503)
 export const FST_TUS_INSUFFICIENT_STORAGE = createError('FST_TUS_INSUFFICIENT_STORAGE', 'Not enough free disk space for the upload', 507)
 export const FST_TUS_REQUEST_ABORTED = createError('FST_TUS_REQUEST_ABORTED', 'The client aborted the request', 400)
 export const FST_TUS_IDLE_TIMEOUT = createError('FST_TUS_IDLE_TIMEOUT', 'No bytes arrived for %s ms', 408)

@@ -21,6 +21,11 @@ export class Hooks {
 
   constructor (initial: TusHooksOption = {}) {
     this.listeners = Object.fromEntries(HOOK_NAMES.map((name) => [name, []])) as unknown as Listeners
+    this.addAll(initial)
+  }
+
+  /** Adds every listener of a `hooks` option. */
+  addAll (initial: TusHooksOption): void {
     for (const name of Object.keys(initial) as TusHookName[]) {
       const value = initial[name]
       for (const listener of Array.isArray(value) ? value : [value]) this.add(name, listener as TusHookHandlers[typeof name])

@@ -17,7 +17,8 @@ export class StoreJanitor implements Janitor {
     private readonly store: FileStore,
     private readonly hooks: Hooks,
     private readonly options: ResolvedTusOptions['janitor'],
-    private readonly log: FastifyBaseLogger
+    private readonly log: FastifyBaseLogger,
+    private readonly onReport: (report: JanitorReport) => void = () => {}
   ) {}
 
   /** One pass at a time per process; a call during a pass gets that pass's report. */
@@ -30,6 +31,7 @@ export class StoreJanitor implements Janitor {
     const { staleUploadAge, completedFileAge } = this.options === false ? DEFAULTS : this.options
     const { report, finished } = await sweep(this.store, { now: Date.now(), staleUploadAge, completedFileAge, orphanAge: ORPHAN_AGE })
     for (const record of finished) await this.hooks.notify('tus:completed', this.log, record.id, record)
+    this.onReport(report)
     return report
   }
 

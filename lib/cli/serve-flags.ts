@@ -6,6 +6,10 @@ export interface ServeOptions {
   port: number
   host: string
   logLevel: string
+  /** Answer GET /metrics in the Prometheus text format. */
+  metrics: boolean
+  /** ms the server gives requests still streaming to end cleanly on SIGTERM/SIGINT before it exits anyway. */
+  shutdownTimeout: number
   tus: FastifyTusOptions
 }
 
@@ -50,11 +54,45 @@ export const SERVE_FLAGS: readonly Flag[] = [
     help: 'the tus extensions to offer, comma-separated (default: all)',
     apply: (o, v: string) => { o.tus.extensions = v.split(',').map((name) => name.trim()) as TusExtension[] }
   },
+  { name: 'min-free-space', value: 'BYTES', help: 'refuse creations (503) and fail /health below this much free space (default 0: no floor)', apply: (o, v: string) => { o.tus.minFreeSpace = integerFlag('--min-free-space', v) } },
+  {
+    name: 'max-event-loop-delay',
+    value: 'MS',
+    help: 'answer 503 while the event loop lags more than MS (0: never; default 1000)',
+    apply: (o, v: string) => { o.tus.underPressure = { ...pressureOf(o), maxEventLoopDelay: integerFlag('--max-event-loop-delay', v) } }
+  },
+  {
+    name: 'max-heap-used',
+    value: 'BYTES',
+    help: 'answer 503 while the heap holds more than BYTES (default: no limit)',
+    apply: (o, v: string) => { o.tus.underPressure = { ...pressureOf(o), maxHeapUsedBytes: integerFlag('--max-heap-used', v) } }
+  },
+  { name: 'metrics', help: 'answer GET /metrics for Prometheus', apply: (o) => { o.metrics = true } },
+  {
+    name: 'shutdown-timeout',
+    value: 'MS',
+    help: 'on SIGTERM/SIGINT, ms to let requests end before exiting (default 10000)',
+    apply: (o, v: string) => { o.shutdownTimeout = integerFlag('--shutdown-timeout', v) }
+  },
   { name: 'log-level', value: 'LEVEL', help: 'fatal, error, warn, info, debug, trace or silent (default info)', apply: (o, v: string) => { o.logLevel = v } }
 ]
 
 export function defaultServeOptions (): ServeOptions {
-  return { port: 1080, host: '127.0.0.1', logLevel: 'info', tus: { directory: './uploads', completedDir: './completed' } }
+  return {
+    port: 1080,
+    host: '127.0.0.1',
+    logLevel: 'info',
+    metrics: false,
+    shutdownTimeout: 10_000,
+    tus: { directory: './uploads', completedDir: './completed', underPressure: { ...DEFAULT_PRESSURE } }
+  }
+}
+
+/** The plugin's own default shedding, which serve starts from. */
+export const DEFAULT_PRESSURE = Object.freeze({ maxEventLoopDelay: 1000 })
+
+function pressureOf (options: ServeOptions): Record<string, unknown> {
+  return options.tus.underPressure === false ? {} : { ...options.tus.underPressure }
 }
 
 export function integerFlag (name: string, value: string): number {

@@ -1,7 +1,10 @@
 // `fastify-tus serve`: a tus server on its own, for trying the plugin out and
-// for driving it from other processes in tests.
+// for driving it from other processes in tests; with a health route for load
+// balancers, Prometheus metrics and a graceful stop for orchestrators.
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import Fastify, { type FastifyInstance } from 'fastify'
+import underPressure from '@fastify/under-pressure'
+import { Registry, collectDefaultMetrics } from 'prom-client'
 import { fastifyTus } from '../plugin'
 import { SERVE_FLAGS, defaultServeOptions, serveHelp, type ServeOptions } from './serve-flags'
 
@@ -25,7 +28,27 @@ export function parseServeArgs (args: string[]): ServeOptions | undefined {
 
 export async function createServer (options: ServeOptions): Promise<FastifyInstance> {
   const app = Fastify({ logger: { level: options.logLevel } })
-  await app.register(fastifyTus, options.tus)
+  // Registered here, around every route, so that the plugin uses this one instead of its own.
+  await app.register(underPressure, {
+    ...(options.tus.underPressure === false ? {} : options.tus.underPressure),
+    exposeStatusRoute: { url: '/health', routeOpts: { logLevel: 'warn' }, routeResponseSchemaOpts: { freeBytes: { type: 'number' }, minFreeSpace: { type: 'number' } } },
+    // Runs once at register (before the plugin exists: healthy) and then on every GET /health.
+    healthCheck: async () => {
+      if (!app.hasDecorator('tus')) return true
+      const health = await app.tus.health()
+      return health.ok ? { freeBytes: health.freeBytes, minFreeSpace: health.minFreeSpace } : false
+    }
+  })
+  const registry = options.metrics ? new Registry() : undefined
+  if (registry !== undefined) {
+    collectDefaultMetrics({ register: registry })
+    // Scraped even under pressure: that is when the numbers matter most.
+    app.get('/metrics', { config: { pressureHandler: () => undefined }, logLevel: 'warn' }, async (_request, reply) => {
+      reply.type(registry.contentType)
+      return await registry.metrics()
+    })
+  }
+  await app.register(fastifyTus, { ...options.tus, metrics: registry === undefined ? false : { registry } })
   return app
 }
 
@@ -39,7 +62,26 @@ export async function runServe (args: string[]): Promise<number> {
   const address = await app.listen({ port: options.port, host: options.host })
   process.stdout.write(`fastify-tus listening on ${address}${app.tus.options.prefix}\n`)
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => { app.close().then(() => process.exit(0), () => process.exit(1)) })
+    process.once(signal, () => { void shutDown(app, signal, options.shutdownTimeout) })
   }
   return 0
+}
+
+// Stops accepting, lets the plugin end the bodies still streaming (their bytes
+// recorded) and the answers go out; past the timeout, exits anyway.
+async function shutDown (app: FastifyInstance, signal: string, timeout: number): Promise<void> {
+  app.log.info({ signal, timeout }, 'shutting down')
+  const late = setTimeout(() => {
+    app.log.warn({ timeout }, 'requests still running at the shutdown timeout; exiting anyway')
+    process.exit(1)
+  }, timeout)
+  late.unref()
+  try {
+    await app.close()
+    process.stdout.write('fastify-tus stopped\n')
+    process.exit(0)
+  } catch (error) {
+    app.log.error({ err: error }, 'shutdown failed')
+    process.exit(1)
+  }
 }
