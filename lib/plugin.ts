@@ -102,7 +102,7 @@ async function protocolContext (child: FastifyInstance, { options, store, hooks,
   }
   metrics?.instrument(child)
   if (options.minFreeSpace > 0) floor.guard(child)
-  await child.register(tusRoutes, { options, store, hooks })
+  await child.register(tusRoutes, { options, store, hooks, received: metrics === undefined ? undefined : (bytes) => { metrics.bytes.inc(bytes) } })
 }
 
 export const fastifyTus = fp(tus, { fastify: '5.x', name: 'fastify-tus' })

@@ -33,6 +33,7 @@ import {
 } from './headers'
 import type { Hooks } from './hooks'
 import { ProgressThrottle } from './progress'
+import { summary } from './upload-log'
 import { CHECKSUM_ALGORITHMS } from './store/checksum'
 import { isFinal, isPartial } from './store/concat'
 import { isUploadId } from './store/ids'
@@ -42,6 +43,8 @@ export interface TusRoutesOptions {
   options: ResolvedTusOptions
   store: FileStore
   hooks: Hooks
+  /** Told, once per request, how many body bytes the store recorded. */
+  received?: (bytes: number) => void
 }
 
 // Upload URLs are matched with a wildcard: a `:id` parameter longer than the
@@ -52,7 +55,7 @@ const OVERRIDABLE = new Set(['PATCH', 'DELETE', 'HEAD'])
 type Handler = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
 type WriteEvents = Pick<WriteUploadInput, 'onProgress' | 'onHandedOver'>
 
-export async function tusRoutes (app: FastifyInstance, { options, store, hooks }: TusRoutesOptions): Promise<void> {
+export async function tusRoutes (app: FastifyInstance, { options, store, hooks, received }: TusRoutesOptions): Promise<void> {
   const maxBytes = Number.isFinite(options.maxChunkSize) ? options.maxChunkSize : undefined
   // The full prefix of this context, the enclosing contexts' prefixes included.
   const base = app.prefix.endsWith('/') ? app.prefix.slice(0, -1) : app.prefix
@@ -78,7 +81,11 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks }
     checkTusResumable(request.headers['tus-resumable'])
   })
 
-  app.setErrorHandler((error: FastifyError, request, reply) => sendError(error, request, reply))
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const failed = hooks.failure(error)
+    if (failed !== undefined) request.log.info({ ...summary(failed), reason: error.code ?? null, err: error }, 'upload failed')
+    sendError(error, request, reply)
+  })
   app.setNotFoundHandler(async () => { throw new FST_TUS_UPLOAD_NOT_FOUND() })
 
   app.options('/', async (_request, reply) => {
@@ -172,7 +179,7 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks }
     await hooks.run('tus:preAccess', request, record)
     await hooks.run('tus:preTerminate', request, record)
     const terminated = await store.terminate(record.id)
-    request.log.info('upload terminated')
+    request.log.info(summary(terminated), 'upload terminated')
     await hooks.notify('tus:terminated', request.log, record.id, terminated, request)
     reply.code(204).send()
   }
@@ -229,8 +236,15 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks }
 
   // Runs a store write (a PATCH's, or a creation's with data) with the hooks around it; `id` is null for a creation.
   async function write (request: FastifyRequest, id: string | null, run: (events: WriteEvents) => Promise<WriteUploadResult>): Promise<WriteUploadResult> {
-    const onProgress = hooks.has('tus:progress')
-      ? (record: UploadRecord) => { if (progress.due(record)) void hooks.notify('tus:progress', request.log, record.id, record) }
+    // Bytes are counted once per request, from the offsets the store recorded (it reports every record it writes).
+    const start = id === null ? 0 : parseUploadOffset(request.headers['upload-offset'])
+    let recorded = start
+    const notify = hooks.has('tus:progress')
+    const onProgress = notify || received !== undefined
+      ? (record: UploadRecord) => {
+          recorded = record.offset
+          if (notify && progress.due(record)) void hooks.notify('tus:progress', request.log, record.id, record)
+        }
       : undefined
     const onHandedOver = (record: UploadRecord): Promise<void> => completed(request, record)
     let result: WriteUploadResult
@@ -240,13 +254,15 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks }
       // Refusals of the protocol (409, 413 ...) are part of resuming; failures of the server are not.
       if (statusOf(error as FastifyError) >= 500) await hooks.failed(request.log, error as Error, id === null ? null : await store.get(id).catch(() => null))
       throw error
+    } finally {
+      if (recorded > start) received?.(recorded - start)
     }
     request.log.debug({ offset: result.record.offset, written: result.written }, 'chunk written')
     return result
   }
 
   async function completed (request: FastifyRequest, record: UploadRecord): Promise<void> {
-    request.log.info({ uploadId: record.id, length: record.length, duration: record.duration }, 'upload completed')
+    request.log.info(summary(record), 'upload completed')
     await hooks.notify('tus:completed', request.log, record.id, record)
   }
 
@@ -291,9 +307,9 @@ function uploadIdOf (request: FastifyRequest): string {
   return (request.params as { '*'?: string })['*'] ?? ''
 }
 
-// Every later line of the request's log, Fastify's own included, names the upload.
+// Every later line of the request's log, Fastify's own included, names the upload and the client.
 function withUploadId (request: FastifyRequest, reply: FastifyReply, uploadId: string): FastifyRequest['log'] {
-  const log = request.log.child({ uploadId })
+  const log = request.log.child({ uploadId, remoteAddress: request.ip })
   request.log = log
   reply.log = log
   return log

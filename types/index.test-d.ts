@@ -1,11 +1,13 @@
 // The public type contract, checked the way a user's editor sees it.
 import Fastify, { type FastifyInstance, type FastifyPluginCallback } from 'fastify'
 import type { Readable } from 'node:stream'
+import { Registry } from 'prom-client'
 import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd'
 import tus, {
   fastifyTus,
   type FastifyTusOptions,
   type ResolvedTusOptions,
+  type TusHealth,
   type TusServer,
   type TusStore,
   type UploadMetadata,
@@ -129,3 +131,16 @@ async function inner (instance: FastifyInstance): Promise<void> {
   expectType<UploadRecord>(await instance.tus.store.get('id'))
 }
 app.register(inner)
+
+// Metrics into prom-client's default registry or one of the application's; a free-space floor; health.
+app.register(tus, { directory, completedDir, metrics: true })
+app.register(tus, { directory, completedDir, metrics: { registry: new Registry() } })
+app.register(tus, { directory, completedDir, metrics: {} })
+app.register(tus, { directory, completedDir, minFreeSpace: 1024 ** 3 })
+expectError(app.register(tus, { directory, completedDir, metrics: { registry: 'default' } }))
+expectError(app.register(tus, { directory, completedDir, minFreeSpace: '1G' }))
+expectType<Registry | false>(app.tus.options.metrics)
+expectType<number>(app.tus.options.minFreeSpace)
+expectType<Promise<TusHealth>>(app.tus.health())
+expectType<boolean>((await app.tus.health()).ok)
+expectType<number>((await app.tus.health()).freeBytes)
