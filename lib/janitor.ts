@@ -32,7 +32,7 @@ export class StoreJanitor implements Janitor {
     const { staleUploadAge, completedFileAge } = this.options === false ? DEFAULTS : this.options
     const { report, finished } = await sweep(this.store, { now: Date.now(), staleUploadAge, completedFileAge, orphanAge: ORPHAN_AGE })
     for (const record of finished) {
-      this.log.info(summary(record), 'upload completed')
+      this.log.info(summary(this.log, record), 'upload completed')
       await this.hooks.notify('tus:completed', this.log, record.id, record)
     }
     this.onReport(report)

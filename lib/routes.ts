@@ -83,7 +83,7 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks, 
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const failed = hooks.failure(error)
-    if (failed !== undefined) request.log.info({ ...summary(failed), reason: error.code ?? null, err: error }, 'upload failed')
+    if (failed !== undefined) request.log.info({ ...summary(request.log, failed), reason: error.code ?? null, err: error }, 'upload failed')
     sendError(error, request, reply)
   })
   app.setNotFoundHandler(async () => { throw new FST_TUS_UPLOAD_NOT_FOUND() })
@@ -179,7 +179,7 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks, 
     await hooks.run('tus:preAccess', request, record)
     await hooks.run('tus:preTerminate', request, record)
     const terminated = await store.terminate(record.id)
-    request.log.info(summary(terminated), 'upload terminated')
+    request.log.info(summary(request.log, terminated), 'upload terminated')
     await hooks.notify('tus:terminated', request.log, record.id, terminated, request)
     reply.code(204).send()
   }
@@ -262,7 +262,7 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks, 
   }
 
   async function completed (request: FastifyRequest, record: UploadRecord): Promise<void> {
-    request.log.info(summary(record), 'upload completed')
+    request.log.info(summary(request.log, record), 'upload completed')
     await hooks.notify('tus:completed', request.log, record.id, record)
   }
 
