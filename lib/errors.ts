@@ -22,6 +22,7 @@ export const FST_TUS_OFFSET_MISMATCH = createError('FST_TUS_OFFSET_MISMATCH', 'U
 export const FST_TUS_UPLOAD_NOT_FOUND = createError('FST_TUS_UPLOAD_NOT_FOUND', 'Upload not found', 404)
 export const FST_TUS_UPLOAD_LOCKED = createError('FST_TUS_UPLOAD_LOCKED', 'The upload is being written by another request; retry later', 423)
 export const FST_TUS_LOW_DISK_SPACE = createError('FST_TUS_LOW_DISK_SPACE', 'The upload filesystem is below its free-space floor; no upload can be created now', 503)
+export const FST_TUS_SHUTTING_DOWN = createError('FST_TUS_SHUTTING_DOWN', 'The server is shutting down; the bytes received so far are kept: resume from the upload\'s offset', 503)
 export const FST_TUS_INSUFFICIENT_STORAGE = createError('FST_TUS_INSUFFICIENT_STORAGE', 'Not enough free disk space for the upload', 507)
 export const FST_TUS_REQUEST_ABORTED = createError('FST_TUS_REQUEST_ABORTED', 'The client aborted the request', 400)
 export const FST_TUS_IDLE_TIMEOUT = createError('FST_TUS_IDLE_TIMEOUT', 'No bytes arrived for %s ms', 408)
@@ -42,3 +43,12 @@ export const FST_TUS_EXTENSION_DISABLED = createError('FST_TUS_EXTENSION_DISABLE
 export const FST_TUS_INVALID_CONCAT = createError('FST_TUS_INVALID_CONCAT', 'Invalid Upload-Concat: %s', 400)
 export const FST_TUS_CONCAT_FINAL_PATCH = createError('FST_TUS_CONCAT_FINAL_PATCH', 'A final upload is assembled from its partial uploads and cannot be patched', 403)
 export const FST_TUS_METHOD_NOT_ALLOWED = createError('FST_TUS_METHOD_NOT_ALLOWED', 'X-HTTP-Method-Override must be PATCH, DELETE or HEAD, got %s', 405)
+
+/** Seconds a client is told to wait (Retry-After) before trying again, by error code. */
+export const RETRY_AFTER: Readonly<Record<string, number>> = Object.freeze({
+  FST_TUS_UPLOAD_LOCKED: 1,
+  // Time for an orchestrator to start the next server.
+  FST_TUS_SHUTTING_DOWN: 5,
+  // Room comes back as workers move finished uploads away, not within a second.
+  FST_TUS_LOW_DISK_SPACE: 30
+})

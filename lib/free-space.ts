@@ -7,9 +7,6 @@ import type { TusHealth } from '../types/index'
 import { FST_TUS_LOW_DISK_SPACE } from './errors'
 
 const SAMPLE_INTERVAL = 1000
-// Seconds a client is told to wait below the floor: room comes back as workers
-// move finished uploads away, not within a second.
-const RETRY_AFTER = 30
 
 export async function freeSpaceOf (directory: string): Promise<number> {
   const stats = await statfs(directory)
@@ -42,11 +39,8 @@ export class FreeSpaceFloor {
 
   /** Refuses creations on the context's routes while below the floor; uploads already made have their space reserved. */
   guard (context: FastifyInstance): void {
-    context.addHook('onRequest', async (request, reply) => {
-      if (this.low && isCreation(request)) {
-        reply.header('Retry-After', String(RETRY_AFTER))
-        throw new FST_TUS_LOW_DISK_SPACE()
-      }
+    context.addHook('onRequest', async (request) => {
+      if (this.low && isCreation(request)) throw new FST_TUS_LOW_DISK_SPACE()
     })
   }
 

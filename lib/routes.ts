@@ -14,7 +14,8 @@ import {
   FST_TUS_INVALID_CONTENT_TYPE,
   FST_TUS_METHOD_NOT_ALLOWED,
   FST_TUS_UPLOAD_LENGTH_EXCEEDED,
-  FST_TUS_UPLOAD_NOT_FOUND
+  FST_TUS_UPLOAD_NOT_FOUND,
+  RETRY_AFTER
 } from './errors'
 import {
   TUS_CONTENT_TYPE,
@@ -326,7 +327,9 @@ function sendError (error: FastifyError, request: FastifyRequest, reply: Fastify
   // Hooks that run before the plugin's own (under-pressure's) may refuse before it was set.
   if (request.method !== 'OPTIONS') reply.header('Tus-Resumable', TUS_VERSION)
   if (statusCode === 412) reply.header('Tus-Version', TUS_VERSION)
-  if (statusCode === 423) reply.header('Retry-After', '1')
+  // under-pressure sets its own before it refuses.
+  const retryAfter = RETRY_AFTER[error.code]
+  if (retryAfter !== undefined && !reply.hasHeader('retry-after')) reply.header('Retry-After', String(retryAfter))
   // A body left unread is not drained (it may be gigabytes): the connection ends with this answer.
   if (!request.raw.complete) reply.header('Connection', 'close')
   // A refusal (4xx, from the plugin or an application hook) is told as it is; an
