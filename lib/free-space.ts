@@ -62,7 +62,7 @@ export class FreeSpaceFloor {
   }
 }
 
-// Creation is the POST on the prefix itself; a POST on an upload URL is a method override.
+// Creation is the POST on the prefix itself (of any protocol); a POST on an upload URL is a method override.
 function isCreation (request: FastifyRequest): boolean {
-  return request.method === 'POST' && request.routeOptions.url !== undefined && !request.routeOptions.url.endsWith('*')
+  return (request.routeOptions.config as { uploadRoute?: string } | undefined)?.uploadRoute === 'create'
 }

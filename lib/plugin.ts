@@ -12,7 +12,7 @@ import { Hooks } from './hooks'
 import { StoreJanitor } from './janitor'
 import { TusMetrics } from './metrics'
 import { resolveOptions } from './options'
-import { tusRoutes } from './routes'
+import { protocolRoutes } from './protocols/routes'
 import { FileStore } from './store/index'
 import { canPreallocate } from './store/space'
 import { waitForFile } from './wait-for-file'
@@ -102,7 +102,7 @@ async function protocolContext (child: FastifyInstance, { options, store, hooks,
   }
   metrics?.instrument(child)
   if (options.minFreeSpace > 0) floor.guard(child)
-  await child.register(tusRoutes, { options, store, hooks, received: metrics === undefined ? undefined : (bytes) => { metrics.bytes.inc(bytes) } })
+  await child.register(protocolRoutes, { options, store, hooks, received: metrics === undefined ? undefined : (bytes) => { metrics.bytes.inc(bytes) } })
 }
 
 export const fastifyTus = fp(tus, { fastify: '5.x', name: 'fastify-tus' })

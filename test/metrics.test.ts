@@ -8,7 +8,8 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { Registry, register as defaultRegistry } from 'prom-client'
 import * as tus from 'tus-js-client'
 import { TUS, create, idOf, patch, send, startServer, tempDir } from './helpers'
-import { PATCH_HEADERS, rawRequest, waitForBytesOnDisk } from './interop-helpers'
+import { PATCH_HEADERS, waitForBytesOnDisk } from './interop-helpers'
+import { streamRequest } from './raw-client'
 import { HOUR, backDate, finishUpload } from './lifecycle-helpers'
 import { createServer, parseServeArgs } from '../lib/cli/serve'
 import { fastifyTus } from '../lib/plugin'
@@ -94,7 +95,7 @@ t.test('tus_uploads_in_progress counts the bodies streaming now', async (t) => {
   const registry = new Registry()
   const server = await startServer(t, { metrics: { registry } }, {}, exposing(registry))
   const url = await create(server.endpoint, { 'upload-length': '8' })
-  const raw = rawRequest(url, 'PATCH', { ...PATCH_HEADERS, 'upload-offset': '0', 'content-length': '8' })
+  const raw = streamRequest(url, 'PATCH', { ...PATCH_HEADERS, 'upload-offset': '0', 'content-length': '8' })
   await raw.write(Buffer.from('1234'))
   await waitForBytesOnDisk(path.join(server.directory, idOf(url)), 0, Buffer.from('1234'))
   t.equal((await scrape(`${server.origin}/metrics`)).get('tus_uploads_in_progress'), 1, 'one body streaming')

@@ -10,7 +10,8 @@ import path from 'node:path'
 import t from 'tap'
 import * as tus from 'tus-js-client'
 import { TUS, create, idOf, send, startServer, tempDir } from './helpers'
-import { PATCH_HEADERS, assertCompleted, rawRequest, sha256, waitFor, waitForBytesOnDisk } from './interop-helpers'
+import { PATCH_HEADERS, assertCompleted, sha256, waitFor, waitForBytesOnDisk } from './interop-helpers'
+import { streamRequest } from './raw-client'
 import { ROOT } from './process-helpers'
 
 const NGINX = '/usr/sbin/nginx'
@@ -141,7 +142,7 @@ for (const proxy of ['nginx', 'caddy'] as const) {
     const origin = await startProxy(t, proxy, (server.app.server.address() as { port: number }).port)
     const url = await create(`${origin}/files`, { 'upload-length': String(2 * MiB) })
     const first = randomBytes(MiB)
-    const raw = rawRequest(url, 'PATCH', { ...PATCH_HEADERS, 'upload-offset': '0', 'content-length': String(2 * MiB) })
+    const raw = streamRequest(url, 'PATCH', { ...PATCH_HEADERS, 'upload-offset': '0', 'content-length': String(2 * MiB) })
     await raw.write(first)
     // Half the body is on the server's disk while the client still holds the rest.
     await waitForBytesOnDisk(path.join(server.directory, idOf(url)), 0, first, 10_000)

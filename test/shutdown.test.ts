@@ -8,7 +8,8 @@ import path from 'node:path'
 import t, { type Test } from 'tap'
 import * as tus from 'tus-js-client'
 import { TUS, create, idOf, send, startServer, tempDir } from './helpers'
-import { PATCH_HEADERS, rawRequest, sha256, waitForBytesOnDisk, waitForStreamingCreation } from './interop-helpers'
+import { PATCH_HEADERS, sha256, waitForBytesOnDisk, waitForStreamingCreation } from './interop-helpers'
+import { streamRequest } from './raw-client'
 import { CLI, ensureFreshBuild, exitWithin, startNode, type Started } from './process-helpers'
 
 ensureFreshBuild()
@@ -40,7 +41,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     const first = await serve(t, root)
     const file = randomBytes(2 * MiB)
     const url = await create(first.endpoint, { 'upload-length': String(file.length) })
-    const raw = rawRequest(url, 'PATCH', { ...PATCH_HEADERS, 'upload-offset': '0', 'content-length': String(file.length) })
+    const raw = streamRequest(url, 'PATCH', { ...PATCH_HEADERS, 'upload-offset': '0', 'content-length': String(file.length) })
     const sent = file.subarray(0, 1536 * 1024)
     await raw.write(sent)
     await waitForBytesOnDisk(path.join(root, 'uploads', idOf(url)), 0, sent, 10_000)
@@ -86,7 +87,7 @@ t.test('idle connections do not hold the shutdown; a server with nothing in flig
 t.test('app.close() ends a body in flight the same way', async (t) => {
   const server = await startServer(t)
   const url = await create(server.endpoint, { 'upload-length': String(MiB) })
-  const raw = rawRequest(url, 'PATCH', { ...PATCH_HEADERS, 'upload-offset': '0', 'content-length': String(MiB) })
+  const raw = streamRequest(url, 'PATCH', { ...PATCH_HEADERS, 'upload-offset': '0', 'content-length': String(MiB) })
   const sent = randomBytes(300 * 1024)
   await raw.write(sent)
   const data = path.join(server.directory, idOf(url))
@@ -101,7 +102,7 @@ t.test('app.close() ends a body in flight the same way', async (t) => {
 
 t.test('a creation streaming its whole upload is ended too, and becomes resumable', async (t) => {
   const server = await startServer(t)
-  const raw = rawRequest(server.endpoint, 'POST', { ...PATCH_HEADERS, 'upload-length': String(MiB), 'content-length': String(MiB) })
+  const raw = streamRequest(server.endpoint, 'POST', { ...PATCH_HEADERS, 'upload-length': String(MiB), 'content-length': String(MiB) })
   const sent = randomBytes(200 * 1024)
   await raw.write(sent)
   const id = await waitForStreamingCreation(server.completedDir)
