@@ -7,6 +7,7 @@ import cors from '@fastify/cors'
 import underPressure from '@fastify/under-pressure'
 import type { FastifyTusOptions, ResolvedTusOptions, TusHookHandlers, TusHookName, TusServer, UploadRecord, WaitForFileOptions } from '../types/index'
 import { corsOptions } from './cors'
+import { FST_TUS_SHUTTING_DOWN } from './errors'
 import { FreeSpaceFloor } from './free-space'
 import { Hooks } from './hooks'
 import { StoreJanitor } from './janitor'
@@ -50,6 +51,10 @@ async function tus (app: FastifyInstance, input: FastifyTusOptions): Promise<voi
   app.addHook('onReady', async () => {
     hooks.seal()
     janitor.start()
+  })
+  // Before the server closes (it waits for the answers): bodies still streaming end, their bytes recorded, answered 503.
+  app.addHook('preClose', async () => {
+    store.stopWrites(new FST_TUS_SHUTTING_DOWN())
   })
   app.addHook('onClose', async () => {
     closing.abort()

@@ -15,6 +15,7 @@ import { isUploadId } from './ids'
 import { readRecord } from './record'
 import { terminate } from './terminate'
 import { BodyWriting } from './write'
+import { stopWrites } from './takeover'
 
 export type { FileStoreOptions } from './context'
 
@@ -50,6 +51,15 @@ export class FileStore implements TusStore {
       await this.close()
       throw new FST_TUS_INVALID_OPTION('completedDir', 'must be on the same filesystem as directory')
     }
+  }
+
+  /**
+   * Ends every body streaming into this store, and every one that starts later,
+   * as a failed request: what arrived is made durable and recorded, and the
+   * write rejects with `error` (the request still answers). For a shutdown.
+   */
+  stopWrites (error: Error): void {
+    stopWrites(this.context, error)
   }
 
   async close (): Promise<void> {
