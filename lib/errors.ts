@@ -24,6 +24,7 @@ export const FST_TUS_UPLOAD_LOCKED = createError('FST_TUS_UPLOAD_LOCKED', 'The u
 export const FST_TUS_LOW_DISK_SPACE = createError('FST_TUS_LOW_DISK_SPACE', 'The upload filesystem is below its free-space floor; no upload can be created now', 503)
 export const FST_TUS_SHUTTING_DOWN = createError('FST_TUS_SHUTTING_DOWN', 'The server is shutting down; the bytes received so far are kept: resume from the upload\'s offset', 503)
 export const FST_TUS_INSUFFICIENT_STORAGE = createError('FST_TUS_INSUFFICIENT_STORAGE', 'Not enough free disk space for the upload', 507)
+export const FST_TUS_RESERVATION_EXCEEDED = createError('FST_TUS_RESERVATION_EXCEEDED', 'The disk space reserved for uploads not yet sent is at its limit (%s bytes); send data to uploads in progress, or retry later', 507)
 export const FST_TUS_REQUEST_ABORTED = createError('FST_TUS_REQUEST_ABORTED', 'The client aborted the request', 400)
 export const FST_TUS_IDLE_TIMEOUT = createError('FST_TUS_IDLE_TIMEOUT', 'No bytes arrived for %s ms', 408)
 export const FST_TUS_SUPERSEDED = createError('FST_TUS_SUPERSEDED', 'A newer request for the same upload took over', 409)
@@ -42,6 +43,7 @@ export const FST_TUS_UPLOAD_EXPIRED = createError('FST_TUS_UPLOAD_EXPIRED', 'The
 export const FST_TUS_EXTENSION_DISABLED = createError('FST_TUS_EXTENSION_DISABLED', 'The %s extension is not enabled on this server', 400)
 export const FST_TUS_INVALID_CONCAT = createError('FST_TUS_INVALID_CONCAT', 'Invalid Upload-Concat: %s', 400)
 export const FST_TUS_CONCAT_FINAL_PATCH = createError('FST_TUS_CONCAT_FINAL_PATCH', 'A final upload is assembled from its partial uploads and cannot be patched', 403)
+export const FST_TUS_UNSUPPORTED_METHOD = createError('FST_TUS_UNSUPPORTED_METHOD', '%s is not served here; this URL serves %s', 405)
 export const FST_TUS_METHOD_NOT_ALLOWED = createError('FST_TUS_METHOD_NOT_ALLOWED', 'X-HTTP-Method-Override must be PATCH, DELETE or HEAD, got %s', 405)
 
 /** Seconds a client is told to wait (Retry-After) before trying again, by error code. */

@@ -39,9 +39,12 @@ app.register(tus, {
   maxMetadataSize: 1024,
   fsync: false,
   preallocate: false,
+  maxReserved: '10%',
+  reservationTimeout: 60_000,
   underPressure: { maxEventLoopDelay: 500, healthCheck: async () => true, healthCheckInterval: 1000 }
 })
 app.register(tus, { directory, completedDir, underPressure: false })
+app.register(tus, { directory, completedDir, maxReserved: 1024 ** 3 })
 
 // Both directories are required.
 expectError(app.register(tus, { directory }))
@@ -55,6 +58,10 @@ expectError(app.register(tus, { directory, completedDir, maxSize: '1' }))
 expectError(app.register(tus, { directory, completedDir, maxChunkSize: '1' }))
 expectError(app.register(tus, { directory, completedDir, fsync: 'yes' }))
 expectError(app.register(tus, { directory, completedDir, preallocate: 1 }))
+expectType<number | `${number}%`>(app.tus.options.maxReserved)
+expectType<number>(app.tus.options.reservationTimeout)
+expectError(app.register(tus, { directory, completedDir, maxReserved: 'a lot' }))
+expectError(app.register(tus, { directory, completedDir, reservationTimeout: '1s' }))
 expectError(app.register(tus, { directory, completedDir, underPressure: 5 }))
 expectError(app.register(tus, { directory, completedDir, underPressure: true }))
 expectError(app.register(tus, { directory, completedDir, prefix: 5 }))
