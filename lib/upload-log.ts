@@ -11,13 +11,14 @@ export interface UploadSummary {
   duration: number | null
 }
 
-/** The upload's fields for `log`; its id only when the logger does not carry it already. */
+/** The upload's fields for `log`; its id unless the logger already carries it. */
 export function summary (log: FastifyBaseLogger, upload: UploadRecord | null): UploadSummary {
   // pino's loggers tell their bindings; Fastify's logger type does not say so.
-  const named = (log as { bindings?: () => Record<string, unknown> }).bindings?.().uploadId !== undefined
-  if (upload === null) return { ...(named ? {} : { uploadId: null }), length: null, offset: null, duration: null }
+  const bound = (log as { bindings?: () => Record<string, unknown> }).bindings?.().uploadId
+  if (upload === null) return { ...(bound !== undefined ? {} : { uploadId: null }), length: null, offset: null, duration: null }
   return {
-    ...(named ? {} : { uploadId: upload.id }),
+    // Another upload's request may finish this one (a final assembled from its partials): then it is named.
+    ...(bound === upload.id ? {} : { uploadId: upload.id }),
     length: upload.length,
     offset: upload.offset,
     duration: upload.duration ?? Date.now() - Date.parse(upload.createdAt)
