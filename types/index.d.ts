@@ -56,6 +56,8 @@ declare namespace fastifyTus {
     expiration?: number | false
     /** CORS for browser clients: `true` for any origin, an origin, a list of origins, or a function deciding per origin. Default `false`. */
     cors?: boolean | string | string[] | ((origin: string) => boolean | Promise<boolean>)
+    /** Serve finished uploads still waiting in `completedDir` at `GET <prefix>/<id>` (Range, ETag, Content-Disposition). Default `false`. */
+    download?: boolean
     /** Options for @fastify/under-pressure on the tus routes, or `false` for none. Default `{ maxEventLoopDelay: 1000 }`. */
     underPressure?: FastifyUnderPressureOptions | false
     /** Prometheus metrics through prom-client: `true` for its default registry, or `{ registry }`. Default `false`. */
@@ -100,6 +102,7 @@ declare namespace fastifyTus {
     /** `false` when the expiration extension is off. */
     readonly expiration: number | false
     readonly cors: false | true | string | readonly string[] | ((origin: string) => boolean | Promise<boolean>)
+    readonly download: boolean
     /** The registry the metrics are in, or `false`. */
     readonly metrics: Registry | false
     readonly minFreeSpace: number

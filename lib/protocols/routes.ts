@@ -5,6 +5,7 @@
 // and error handler set here never leak into the application.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
 import type { ResolvedTusOptions } from '../../types/index'
+import { sendDownload, type DownloadContext } from '../download'
 import type { Hooks } from '../hooks'
 import { FST_TUS_UNSUPPORTED_METHOD } from '../errors'
 import type { FileStore } from '../store/index'
@@ -72,7 +73,9 @@ export async function protocolRoutes (app: FastifyInstance, { options, store, ho
     if (id !== '') withUploadId(request, reply, id)
     // A method no route serves here is 405 whatever its headers say: no protocol checks them.
     if (request.is404 && allowed.at(request.url).length > 0) return
-    const route = (request.routeOptions.config as { uploadRoute?: RouteName } | undefined)?.uploadRoute
+    const route = (request.routeOptions.config as { uploadRoute?: RouteName | 'download' } | undefined)?.uploadRoute
+    // A download speaks plain HTTP, whatever the protocol the upload came in by: a browser's link sends no protocol headers.
+    if (route === 'download') return
     await protocolOf(request).onRequest(request, reply, route)
   })
   // Hooks that run before this context's own (under-pressure's) may refuse before a protocol was chosen: it is chosen then.
@@ -97,5 +100,9 @@ export async function protocolRoutes (app: FastifyInstance, { options, store, ho
       config: { uploadRoute: name },
       handler: async (request, reply) => await protocolOf(request).handlers[name](request, reply)
     })
+  }
+  if (options.download) {
+    const download: DownloadContext = { completedDir: options.completedDir, hooks, get: (id) => store.get(id) }
+    app.get(UPLOAD_URL, { config: { uploadRoute: 'download' } }, async (request, reply) => await sendDownload(request, reply, uploadIdOf(request), download))
   }
 }
