@@ -111,7 +111,13 @@ export const SERVE_FLAGS: ReadonlyArray<Flag<ServeOptions>> = [
     name: 'max-event-loop-delay',
     value: 'MS',
     help: 'answer 503 while the event loop lags more than MS (0: never; default 1000)',
-    apply: (o, v: string) => { o.tus.underPressure = { ...pressureOf(o), maxEventLoopDelay: integerFlag('--max-event-loop-delay', v) } }
+    apply: (o, v: string) => {
+      const { maxEventLoopDelay: _previous, ...others } = pressureOf(o)
+      const delay = integerFlag('--max-event-loop-delay', v)
+      const pressure = delay === 0 ? others : { ...others, maxEventLoopDelay: delay }
+      // Nothing left to watch: no shedding at all.
+      o.tus.underPressure = Object.keys(pressure).length === 0 ? false : pressure
+    }
   },
   {
     name: 'trust-proxy',
