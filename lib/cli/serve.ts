@@ -1,7 +1,7 @@
 // `fastify-tus serve`: a tus server on its own, for trying the plugin out and
 // for driving it from other processes in tests; with a health route for load
 // balancers, Prometheus metrics and a graceful stop for orchestrators.
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type LogLevel } from 'fastify'
 import underPressure from '@fastify/under-pressure'
 import { Registry, collectDefaultMetrics } from 'prom-client'
 import { fastifyTus } from '../plugin'
@@ -29,11 +29,13 @@ export const SERVER_TIMEOUTS = Object.freeze({
 })
 
 export async function createServer (options: ServeOptions): Promise<FastifyInstance> {
+  // Probes come every few seconds: their requests are not logged at info, and never above the server's own level.
+  const probeLevel = (['trace', 'debug', 'info'].includes(options.logLevel) ? 'warn' : options.logLevel) as LogLevel
   const app = Fastify({ logger: { level: options.logLevel }, trustProxy: options.trustProxy, ...SERVER_TIMEOUTS, http: { ...SERVER_TIMEOUTS.http } })
   // Registered here, around every route, so that the plugin uses this one instead of its own.
   await app.register(underPressure, {
     ...(options.tus.underPressure === false ? {} : options.tus.underPressure),
-    exposeStatusRoute: { url: '/health', routeOpts: { logLevel: 'warn' }, routeResponseSchemaOpts: { freeBytes: { type: 'number' }, minFreeSpace: { type: 'number' } } },
+    exposeStatusRoute: { url: '/health', routeOpts: { logLevel: probeLevel }, routeResponseSchemaOpts: { freeBytes: { type: 'number' }, minFreeSpace: { type: 'number' } } },
     // Runs once at register (before the plugin exists: healthy) and then on every GET /health.
     healthCheck: async () => {
       if (!app.hasDecorator('tus')) return true
@@ -45,7 +47,7 @@ export async function createServer (options: ServeOptions): Promise<FastifyInsta
   if (registry !== undefined) {
     collectDefaultMetrics({ register: registry })
     // Scraped even under pressure: that is when the numbers matter most.
-    app.get('/metrics', { config: { pressureHandler: () => undefined }, logLevel: 'warn' }, async (_request, reply) => {
+    app.get('/metrics', { config: { pressureHandler: () => undefined }, logLevel: probeLevel }, async (_request, reply) => {
       reply.type(registry.contentType)
       return await registry.metrics()
     })
