@@ -4,11 +4,9 @@
 import { STATUS_CODES } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { ResolvedTusOptions, TusExtension, UploadMetadata, UploadRecord, WriteUploadInput, WriteUploadResult } from '../types/index'
+import type { TusExtension, UploadRecord, WriteUploadInput } from '../types/index'
 import {
-  FST_TUS_CHUNK_TOO_LARGE,
   FST_TUS_EXTENSION_DISABLED,
-  FST_TUS_IDLE_TIMEOUT,
   FST_TUS_INVALID_CHECKSUM,
   FST_TUS_INVALID_CONCAT,
   FST_TUS_INVALID_CONTENT_TYPE,
@@ -25,24 +23,17 @@ import {
   httpDate,
   parseChecksum,
   parseConcat,
-  parseContentLength,
   parseCreationLength,
   parseMetadata,
   parseUploadLength,
   parseUploadOffset
 } from './headers'
-import type { Hooks } from './hooks'
-import { ProgressThrottle } from './progress'
+import { basePath, type ProtocolOptions, refusalOf, uploadActions, uploadIdOf, uploadLocation, withUploadId } from './protocols/shared'
 import { CHECKSUM_ALGORITHMS } from './store/checksum'
 import { isFinal, isPartial } from './store/concat'
 import { isUploadId } from './store/ids'
-import type { FileStore } from './store/index'
 
-export interface TusRoutesOptions {
-  options: ResolvedTusOptions
-  store: FileStore
-  hooks: Hooks
-}
+export type TusRoutesOptions = ProtocolOptions
 
 // Upload URLs are matched with a wildcard: a `:id` parameter longer than the
 // router's maxParamLength would be refused by Fastify itself, without the tus headers.
@@ -50,13 +41,11 @@ const UPLOAD_URL = '/*'
 const OVERRIDABLE = new Set(['PATCH', 'DELETE', 'HEAD'])
 
 type Handler = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
-type WriteEvents = Pick<WriteUploadInput, 'onProgress' | 'onHandedOver'>
 
 export async function tusRoutes (app: FastifyInstance, { options, store, hooks }: TusRoutesOptions): Promise<void> {
   const maxBytes = Number.isFinite(options.maxChunkSize) ? options.maxChunkSize : undefined
-  // The full prefix of this context, the enclosing contexts' prefixes included.
-  const base = app.prefix.endsWith('/') ? app.prefix.slice(0, -1) : app.prefix
-  const progress = new ProgressThrottle(options.progressInterval)
+  const base = basePath(app.prefix)
+  const { preCreate, write, completed, bodyLength, created: announceCreated, terminate } = uploadActions({ options, store, hooks })
   const enabled = new Set<TusExtension>(options.extensions)
   const requireExtension = (extension: TusExtension): void => {
     if (!enabled.has(extension)) throw new FST_TUS_EXTENSION_DISABLED(extension)
@@ -115,10 +104,8 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks }
     const { metadata, serverMetadata } = await preCreate(request, proposal)
     const input = { length, metadata, serverMetadata, concat, allowUnfinishedPartials: enabled.has('concatenation-unfinished') }
     const created = async (record: UploadRecord): Promise<void> => {
-      const log = withUploadId(request, reply, record.id)
-      log.info({ length: record.length, metadata, concat: record.concat }, 'upload created')
-      reply.header('Location', `${request.protocol}://${request.host}${base}/${record.id}`)
-      await hooks.notify('tus:created', log, record.id, { ...record }, request)
+      reply.header('Location', uploadLocation(request, base, record.id))
+      await announceCreated(request, reply, record)
     }
     let record: UploadRecord
     if (body === undefined) {
@@ -168,12 +155,7 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks }
 
   const deleteUpload: Handler = async (request, reply) => {
     requireExtension('termination')
-    const record = await store.get(uploadIdOf(request))
-    await hooks.run('tus:preAccess', request, record)
-    await hooks.run('tus:preTerminate', request, record)
-    const terminated = await store.terminate(record.id)
-    request.log.info('upload terminated')
-    await hooks.notify('tus:terminated', request.log, record.id, terminated, request)
+    await terminate(request, uploadIdOf(request))
     reply.code(204).send()
   }
 
@@ -211,73 +193,6 @@ export async function tusRoutes (app: FastifyInstance, { options, store, hooks }
       reply.header('Upload-Expires', httpDate(record.expiresAt))
     }
   }
-
-  async function preCreate (request: FastifyRequest, proposal: { length: number | null, metadata: UploadMetadata }): Promise<{ metadata: UploadMetadata, serverMetadata: Record<string, unknown> }> {
-    let { metadata } = proposal
-    let serverMetadata: Record<string, unknown> = {}
-    try {
-      for (const result of await hooks.run('tus:preCreate', request, proposal)) {
-        if (result?.metadata !== undefined) metadata = result.metadata
-        if (result?.serverMetadata !== undefined) serverMetadata = { ...serverMetadata, ...result.serverMetadata }
-      }
-    } catch (error) {
-      await hooks.failed(request.log, error as Error, null)
-      throw error
-    }
-    return { metadata, serverMetadata }
-  }
-
-  // Runs a store write (a PATCH's, or a creation's with data) with the hooks around it; `id` is null for a creation.
-  async function write (request: FastifyRequest, id: string | null, run: (events: WriteEvents) => Promise<WriteUploadResult>): Promise<WriteUploadResult> {
-    const onProgress = hooks.has('tus:progress')
-      ? (record: UploadRecord) => { if (progress.due(record)) void hooks.notify('tus:progress', request.log, record.id, record) }
-      : undefined
-    const onHandedOver = (record: UploadRecord): Promise<void> => completed(request, record)
-    let result: WriteUploadResult
-    try {
-      result = await writeBody(request, () => run({ onProgress, onHandedOver }))
-    } catch (error) {
-      // Refusals of the protocol (409, 413 ...) are part of resuming; failures of the server are not.
-      if (statusOf(error as FastifyError) >= 500) await hooks.failed(request.log, error as Error, id === null ? null : await store.get(id).catch(() => null))
-      throw error
-    }
-    request.log.debug({ offset: result.record.offset, written: result.written }, 'chunk written')
-    return result
-  }
-
-  async function completed (request: FastifyRequest, record: UploadRecord): Promise<void> {
-    request.log.info({ uploadId: record.id, length: record.length, duration: record.duration }, 'upload completed')
-    await hooks.notify('tus:completed', request.log, record.id, record)
-  }
-
-  // A connection that died without a word would hold the upload's lock for good:
-  // a body silent for idleTimeout is ended like an aborted one.
-  async function writeBody<T> (request: FastifyRequest, write: () => Promise<T>): Promise<T> {
-    const { idleTimeout } = options
-    if (idleTimeout === 0) return await write()
-    const raw = request.raw
-    const onIdle = (): void => { raw.destroy(new FST_TUS_IDLE_TIMEOUT(idleTimeout)) }
-    // Once the body is in, a slow fsync must not cut the answer off.
-    const disarm = (): void => {
-      raw.removeListener('timeout', onIdle)
-      raw.setTimeout(0)
-    }
-    raw.setTimeout(idleTimeout, onIdle)
-    raw.once('end', disarm)
-    try {
-      return await write()
-    } finally {
-      raw.removeListener('end', disarm)
-      disarm()
-    }
-  }
-
-  // The request's Content-Length, refused at once when over maxChunkSize.
-  function bodyLength (request: FastifyRequest): number | undefined {
-    const length = parseContentLength(request.headers['content-length'])
-    if (length !== undefined && length > options.maxChunkSize) throw new FST_TUS_CHUNK_TOO_LARGE(options.maxChunkSize)
-    return length
-  }
 }
 
 function checkPatchContentType (request: FastifyRequest): void {
@@ -287,39 +202,18 @@ function checkPatchContentType (request: FastifyRequest): void {
   }
 }
 
-function uploadIdOf (request: FastifyRequest): string {
-  return (request.params as { '*'?: string })['*'] ?? ''
-}
-
-// Every later line of the request's log, Fastify's own included, names the upload.
-function withUploadId (request: FastifyRequest, reply: FastifyReply, uploadId: string): FastifyRequest['log'] {
-  const log = request.log.child({ uploadId })
-  request.log = log
-  reply.log = log
-  return log
-}
-
-function statusOf (error: FastifyError): number {
-  return error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500
-}
-
 function sendError (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  const statusCode = statusOf(error)
-  if (statusCode >= 500) request.log.error({ err: error }, 'tus request failed')
-  else request.log.info({ code: error.code, statusCode }, error.message)
+  const { statusCode, code, message } = refusalOf(error, request)
   // Hooks that run before the plugin's own (under-pressure's) may refuse before it was set.
   if (request.method !== 'OPTIONS') reply.header('Tus-Resumable', TUS_VERSION)
   if (statusCode === 412) reply.header('Tus-Version', TUS_VERSION)
   if (statusCode === 423) reply.header('Retry-After', '1')
   // A body left unread is not drained (it may be gigabytes): the connection ends with this answer.
   if (!request.raw.complete) reply.header('Connection', 'close')
-  // A refusal (4xx, from the plugin or an application hook) is told as it is; an
-  // unexpected failure's message may name server paths, so it goes to the log only.
-  const told = statusCode < 500 || (typeof error.code === 'string' && error.code.startsWith('FST_'))
   reply.code(statusCode).send({
     statusCode,
-    code: typeof error.code === 'string' && told ? error.code : (told ? 'FST_TUS_REFUSED' : 'FST_TUS_INTERNAL'),
+    code,
     error: statusCode === 460 ? 'Checksum Mismatch' : STATUS_CODES[statusCode] ?? 'Error',
-    message: told ? error.message : 'Internal Server Error'
+    message
   })
 }
