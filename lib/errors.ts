@@ -41,3 +41,9 @@ export const FST_TUS_EXTENSION_DISABLED = createError('FST_TUS_EXTENSION_DISABLE
 export const FST_TUS_INVALID_CONCAT = createError('FST_TUS_INVALID_CONCAT', 'Invalid Upload-Concat: %s', 400)
 export const FST_TUS_CONCAT_FINAL_PATCH = createError('FST_TUS_CONCAT_FINAL_PATCH', 'A final upload is assembled from its partial uploads and cannot be patched', 403)
 export const FST_TUS_METHOD_NOT_ALLOWED = createError('FST_TUS_METHOD_NOT_ALLOWED', 'X-HTTP-Method-Override must be PATCH, DELETE or HEAD, got %s', 405)
+
+// The IETF resumable-upload draft's own refusals (its problem types are added where they are answered).
+export const FST_TUS_INVALID_UPLOAD_COMPLETE = createError('FST_TUS_INVALID_UPLOAD_COMPLETE', '%s must be a structured Boolean, ?0 or ?1', 400)
+export const FST_TUS_INCONSISTENT_LENGTH = createError('FST_TUS_INCONSISTENT_LENGTH', 'Inconsistent upload length: %s', 400)
+export const FST_TUS_UPLOAD_COMPLETED = createError('FST_TUS_UPLOAD_COMPLETED', 'The upload is already complete; it takes no more data', 400)
+export const FST_TUS_INVALID_PARTIAL_UPLOAD_TYPE = createError('FST_TUS_INVALID_PARTIAL_UPLOAD_TYPE', 'Content-Type must be application/partial-upload, got %s', 415)

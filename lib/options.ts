@@ -8,7 +8,7 @@ import { HOOK_NAMES } from './hooks'
 const KNOWN = new Set([
   'prefix', 'directory', 'completedDir', 'directoryMode', 'maxSize', 'maxChunkSize',
   'maxMetadataSize', 'fsync', 'preallocate', 'idleTimeout', 'underPressure', 'hooks', 'progressInterval', 'janitor',
-  'extensions', 'expiration', 'cors'
+  'extensions', 'expiration', 'cors', 'ietf'
 ])
 export const EXTENSIONS: readonly TusExtension[] = [
   'creation', 'creation-with-upload', 'creation-defer-length', 'termination', 'checksum', 'checksum-trailer',
@@ -54,7 +54,8 @@ export function resolveOptions (input: FastifyTusOptions | undefined): ResolvedT
     janitor: janitorOption(input.janitor),
     extensions: Object.freeze(extensions),
     expiration: extensions.includes('expiration') ? expirationOption(input.expiration) : false,
-    cors: corsOption(input.cors)
+    cors: corsOption(input.cors),
+    ietf: boolean(input, 'ietf', true)
   })
 }
 
@@ -93,7 +94,7 @@ function limit (input: FastifyTusOptions, name: 'maxSize' | 'maxChunkSize'): num
   return value
 }
 
-function boolean (input: FastifyTusOptions, name: 'fsync' | 'preallocate', fallback: boolean): boolean {
+function boolean (input: FastifyTusOptions, name: 'fsync' | 'preallocate' | 'ietf', fallback: boolean): boolean {
   const value = input[name]
   if (value === undefined) return fallback
   if (typeof value !== 'boolean') throw new FST_TUS_INVALID_OPTION(name, 'must be true or false')

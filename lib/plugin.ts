@@ -10,6 +10,7 @@ import { corsOptions } from './cors'
 import { Hooks } from './hooks'
 import { StoreJanitor } from './janitor'
 import { resolveOptions } from './options'
+import { ietfRoutes } from './protocols/ietf'
 import { tusRoutes } from './routes'
 import { FileStore } from './store/index'
 import { canPreallocate } from './store/space'
@@ -75,6 +76,8 @@ async function tus (app: FastifyInstance, input: FastifyTusOptions): Promise<voi
       await child.register(underPressure, { ...options.underPressure })
     }
     await child.register(tusRoutes, { options, store, hooks })
+    // The IETF draft beside it, on the same prefix: its routes take only requests with a supported interop version.
+    if (options.ietf) await child.register(ietfRoutes, { options, store, hooks })
   }, { prefix: options.prefix })
 }
 

@@ -48,6 +48,8 @@ declare namespace fastifyTus {
     cors?: boolean | string | string[] | ((origin: string) => boolean | Promise<boolean>)
     /** Options for @fastify/under-pressure on the tus routes, or `false` for none. Default `{ maxEventLoopDelay: 1000 }`. */
     underPressure?: FastifyUnderPressureOptions | false
+    /** Also serve the IETF resumable-upload draft (interop versions 3 to 9) on the same prefix. Default `true`. */
+    ietf?: boolean
   }
 
   /** Options after defaults are applied; frozen. */
@@ -70,6 +72,7 @@ declare namespace fastifyTus {
     /** `false` when the expiration extension is off. */
     readonly expiration: number | false
     readonly cors: false | true | string | readonly string[] | ((origin: string) => boolean | Promise<boolean>)
+    readonly ietf: boolean
   }
 
   export type TusExtension =

@@ -272,6 +272,25 @@ export class FileStore implements TusStore {
     }
   }
 
+  /**
+   * The record once no write of this process streams into the upload any more:
+   * one still streaming is stopped first (its client came back to ask where it
+   * stands, so it has given that request up), and what it wrote is recorded.
+   */
+  async settle (id: string): Promise<UploadRecord> {
+    if (!isUploadId(id)) throw new FST_TUS_UPLOAD_NOT_FOUND()
+    const dataPath = path.join(this.directory, id)
+    const handle = activeWrites.has(dataPath) ? await openIfPresent(dataPath, 'r') : undefined
+    if (handle !== undefined) {
+      try {
+        (await this.lock(handle, dataPath, null)).release()
+      } finally {
+        await handle.close()
+      }
+    }
+    return await this.get(id)
+  }
+
   async terminate (id: string): Promise<UploadRecord> {
     if (!isUploadId(id)) throw new FST_TUS_UPLOAD_NOT_FOUND()
     const dataPath = path.join(this.directory, id)
