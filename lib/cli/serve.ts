@@ -17,6 +17,7 @@ const HELP = `Usage: fastify-tus serve [options]
   --cors-origin ORIGIN  allow browser uploads from ORIGIN (repeatable; * for any)
   --expiration MS       unfinished uploads expire after MS without a write (0: never; default 86400000)
   --extensions LIST     the tus extensions to offer, comma-separated (default: all)
+  --no-ietf             serve tus 1.0 only, not the IETF resumable-upload draft
   --log-level LEVEL     fatal, error, warn, info, debug, trace or silent (default info)
   -h, --help            show this help
 `
@@ -43,6 +44,7 @@ export function parseServeArgs (args: string[]): ServeOptions | undefined {
       'cors-origin': { type: 'string', multiple: true },
       expiration: { type: 'string' },
       extensions: { type: 'string' },
+      'no-ietf': { type: 'boolean', default: false },
       'log-level': { type: 'string', default: 'info' },
       help: { type: 'boolean', short: 'h', default: false }
     }
@@ -51,7 +53,8 @@ export function parseServeArgs (args: string[]): ServeOptions | undefined {
   const tus: FastifyTusOptions = {
     directory: values.directory,
     completedDir: values['completed-dir'],
-    fsync: !values['no-fsync']
+    fsync: !values['no-fsync'],
+    ietf: !values['no-ietf']
   }
   if (values['max-size'] !== undefined) tus.maxSize = integerFlag('--max-size', values['max-size'])
   if (values['max-chunk-size'] !== undefined) tus.maxChunkSize = integerFlag('--max-chunk-size', values['max-chunk-size'])
