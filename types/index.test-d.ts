@@ -37,6 +37,7 @@ app.register(tus, {
   maxMetadataSize: 1024,
   fsync: false,
   preallocate: false,
+  ietf: false,
   underPressure: { maxEventLoopDelay: 500, healthCheck: async () => true, healthCheckInterval: 1000 }
 })
 app.register(tus, { directory, completedDir, underPressure: false })
@@ -53,6 +54,7 @@ expectError(app.register(tus, { directory, completedDir, maxSize: '1' }))
 expectError(app.register(tus, { directory, completedDir, maxChunkSize: '1' }))
 expectError(app.register(tus, { directory, completedDir, fsync: 'yes' }))
 expectError(app.register(tus, { directory, completedDir, preallocate: 1 }))
+expectError(app.register(tus, { directory, completedDir, ietf: 'on' }))
 expectError(app.register(tus, { directory, completedDir, underPressure: 5 }))
 expectError(app.register(tus, { directory, completedDir, underPressure: true }))
 expectError(app.register(tus, { directory, completedDir, prefix: 5 }))
@@ -64,6 +66,7 @@ expectNotAssignable<FastifyTusOptions>({ directory, completedDir, underPressure:
 // The decorator, as the application sees it.
 expectType<TusServer>(app.tus)
 expectType<ResolvedTusOptions>(app.tus.options)
+expectType<boolean>(app.tus.options.ietf)
 expectType<TusStore>(app.tus.store)
 expectType<string>(app.tus.options.prefix)
 expectType<number>(app.tus.options.maxSize)
