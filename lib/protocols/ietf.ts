@@ -6,32 +6,23 @@
 // answers (problem documents) never touch tus's.
 import type { Readable } from 'node:stream'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { UploadRecord, WriteUploadResult } from '../../types/index'
-import {
-  FST_TUS_INCONSISTENT_LENGTH,
-  FST_TUS_INVALID_PARTIAL_UPLOAD_TYPE,
-  FST_TUS_UPLOAD_COMPLETED,
-  FST_TUS_UPLOAD_NOT_FOUND
-} from '../errors'
+import { FST_TUS_INVALID_PARTIAL_UPLOAD_TYPE } from '../errors'
 import { writeInformational } from '../interim'
-import { PARTIAL_UPLOAD_TYPE, INTEROP_HEADER, replyComplete, replyState, requestComplete, requestLength, requestMetadata, requestOffset, uploadLimit } from './ietf-fields'
-import { sendProblem, withOffsets } from './ietf-problems'
+import { type AppendContext, RESUMPTION_SUPPORTED, appendBody } from './ietf-append'
+import { PARTIAL_UPLOAD_TYPE, INTEROP_HEADER, replyState, requestComplete, requestLength, requestMetadata, requestOffset, uploadLimit } from './ietf-fields'
+import { sendProblem } from './ietf-problems'
 import { type InteropVersion, interopVersionOf } from './ietf-versions'
 import { type ProtocolOptions, basePath, uploadActions, uploadIdOf, uploadLocation, withUploadId } from './shared'
 
 const CONSTRAINT = 'fastifyTusInteropVersion'
 const UPLOAD_URL = '/*'
-const RESUMPTION_SUPPORTED = 'Upload Resumption Supported'
-// Refusals of the store that, in the draft's terms, mean the lengths do not add up.
-const LENGTH_ERRORS = new Set(['FST_TUS_UPLOAD_LENGTH_EXCEEDED', 'FST_TUS_UPLOAD_LENGTH_ALREADY_SET', 'FST_TUS_UPLOAD_LENGTH_TOO_SMALL'])
 
 type RouteStore = NonNullable<ReturnType<ReturnType<Parameters<FastifyInstance['addConstraintStrategy']>[0]['storage']>['get']>>
+type Handler = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
 
-interface Append {
-  offset: number
-  complete: boolean
-  length: number | undefined
-  contentLength: number | undefined
+interface Context extends AppendContext, ProtocolOptions {
+  /** The full prefix of the routes' context. */
+  base: string
 }
 
 /** The version of a request routed here (the constraint let only supported ones in). */
@@ -53,9 +44,7 @@ const interopConstraint: Parameters<FastifyInstance['addConstraintStrategy']>[0]
 }
 
 export async function ietfRoutes (app: FastifyInstance, { options, store, hooks }: ProtocolOptions): Promise<void> {
-  const maxBytes = Number.isFinite(options.maxChunkSize) ? options.maxChunkSize : undefined
-  const base = basePath(app.prefix)
-  const actions = uploadActions({ options, store, hooks })
+  const context: Context = { options, store, hooks, actions: uploadActions({ options, store, hooks }), base: basePath(app.prefix) }
   const constraints = { [CONSTRAINT]: 'supported' }
   if (!app.hasConstraintStrategy(CONSTRAINT)) app.addConstraintStrategy(interopConstraint)
 
@@ -76,8 +65,23 @@ export async function ietfRoutes (app: FastifyInstance, { options, store, hooks 
     reply.header('Upload-Limit', uploadLimit(versionOf(request), options) ?? 'min-size=0')
     reply.code(204).send()
   } })
+  const create = creation(context)
+  app.route({ method: 'POST', url: '/', constraints, handler: create })
+  app.route({ method: 'PUT', url: '/', constraints, handler: create })
+  const retrieve = offsetRetrieval(context)
+  app.route({ method: 'HEAD', url: UPLOAD_URL, constraints, handler: retrieve })
+  app.route({ method: 'GET', url: UPLOAD_URL, constraints, exposeHeadRoute: false, handler: retrieve })
+  app.route({ method: 'PATCH', url: UPLOAD_URL, constraints, handler: append(context) })
+  app.route({ method: 'DELETE', url: UPLOAD_URL, constraints, handler: async (request, reply) => {
+    await context.actions.terminate(request, uploadIdOf(request))
+    reply.code(204).send()
+  } })
+}
 
-  const createUpload = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+// Creation, careful (no body: the 201 gives the URL) or optimistic (a body: a 104 gives it first).
+function creation (context: Context): Handler {
+  const { options, store, actions, base } = context
+  return async (request, reply) => {
     const version = versionOf(request)
     const complete = requestComplete(request, version)
     const contentLength = actions.bodyLength(request)
@@ -100,15 +104,15 @@ export async function ietfRoutes (app: FastifyInstance, { options, store, hooks 
         'Upload-Draft-Interop-Version': String(version.version),
         ...(limit === undefined ? {} : { 'Upload-Limit': limit })
       })
-      record = await append(request, reply, record.id, body, { offset: 0, complete, length: undefined, contentLength })
+      record = await appendBody(context, request, reply, record.id, body, { version, offset: 0, complete, length: undefined, contentLength })
     }
     replyState(reply, version, options, record)
     reply.code(201).send()
   }
-  app.route({ method: 'POST', url: '/', constraints, handler: createUpload })
-  app.route({ method: 'PUT', url: '/', constraints, handler: createUpload })
+}
 
-  const retrieveOffset = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+function offsetRetrieval ({ options, store, hooks }: Context): Handler {
+  return async (request, reply) => {
     const id = uploadIdOf(request)
     if (hooks.has('tus:preAccess')) await hooks.run('tus:preAccess', request, await store.get(id))
     // A client asking where it stands has given up on any request still streaming: it is stopped first.
@@ -117,10 +121,11 @@ export async function ietfRoutes (app: FastifyInstance, { options, store, hooks 
     replyState(reply, versionOf(request), options, record)
     reply.code(204).send()
   }
-  app.route({ method: 'HEAD', url: UPLOAD_URL, constraints, handler: retrieveOffset })
-  app.route({ method: 'GET', url: UPLOAD_URL, constraints, exposeHeadRoute: false, handler: retrieveOffset })
+}
 
-  app.route({ method: 'PATCH', url: UPLOAD_URL, constraints, handler: async (request, reply) => {
+function append (context: Context): Handler {
+  const { options, store, hooks, actions } = context
+  return async (request, reply) => {
     const id = uploadIdOf(request)
     const version = versionOf(request)
     const type = request.headers['content-type']
@@ -133,53 +138,8 @@ export async function ietfRoutes (app: FastifyInstance, { options, store, hooks 
     const length = requestLength(request, complete, offset, contentLength)
     if (hooks.has('tus:preAccess')) await hooks.run('tus:preAccess', request, await store.get(id))
     const body = contentLength === 0 ? null : (request.body as Readable | undefined) ?? null
-    const record = await append(request, reply, id, body, { offset, complete, length, contentLength })
+    const record = await appendBody(context, request, reply, id, body, { version, offset, complete, length, contentLength })
     replyState(reply, version, options, record)
     reply.code(204).send()
-  } })
-
-  app.route({ method: 'DELETE', url: UPLOAD_URL, constraints, handler: async (request, reply) => {
-    await actions.terminate(request, uploadIdOf(request))
-    reply.code(204).send()
-  } })
-
-  // Appends a body at `offset`, completing the upload when the request says it is
-  // the last one. Resolves with the record after it.
-  async function append (request: FastifyRequest, reply: FastifyReply, id: string, body: Readable | null, input: Append): Promise<UploadRecord> {
-    const { offset, complete, contentLength } = input
-    const length = input.length ?? (complete && contentLength !== undefined ? offset + contentLength : undefined)
-    const version = versionOf(request)
-    let result: WriteUploadResult = await storeWrite(request, id, offset, (events) => store.write(id, body, {
-      offset, length, maxBytes, contentLength, ...events,
-      onProgress: (record) => {
-        events.onProgress?.(record)
-        // While bytes still arrive, the client may like to know how many are safe.
-        if (!request.raw.complete && version.limits !== false) {
-          writeInformational(reply.raw, 104, RESUMPTION_SUPPORTED, { 'Upload-Offset': String(record.offset), 'Upload-Draft-Interop-Version': String(version.version) })
-        }
-      }
-    }))
-    if (complete && !result.finished) {
-      const { record } = result
-      // A body of unknown length that the client calls the last: its end sets the length.
-      if (record.length !== null) throw new FST_TUS_INCONSISTENT_LENGTH(`the request completes the upload at ${record.offset}, its length is ${record.length}`)
-      result = await storeWrite(request, id, record.offset, (events) => store.write(id, null, { offset: record.offset, length: record.offset, ...events }))
-    }
-    replyComplete(reply, version, result.finished)
-    return result.record
-  }
-
-  // A store write with the hooks around it, its refusals told in the draft's terms.
-  async function storeWrite (request: FastifyRequest, id: string, offset: number, run: Parameters<typeof actions.write>[2]): Promise<WriteUploadResult> {
-    try {
-      return await actions.write(request, id, run)
-    } catch (error) {
-      const code = (error as FastifyError).code
-      if (code === 'FST_TUS_OFFSET_MISMATCH') throw withOffsets(error as FastifyError, (await store.get(id)).offset, offset)
-      if (!LENGTH_ERRORS.has(code)) throw error
-      const current = await store.get(id).catch(() => undefined)
-      if (current === undefined) throw new FST_TUS_UPLOAD_NOT_FOUND()
-      throw current.finishedAt !== null && current.offset === offset ? new FST_TUS_UPLOAD_COMPLETED() : new FST_TUS_INCONSISTENT_LENGTH((error as Error).message)
-    }
   }
 }

@@ -59,7 +59,7 @@ export function uploadActions ({ options, store, hooks }: ProtocolOptions): Uplo
     const onHandedOver = (record: UploadRecord): Promise<void> => completed(request, record)
     let result: WriteUploadResult
     try {
-      result = await writeBody(request, () => run({ onProgress, onHandedOver }))
+      result = await writeBody(request, options.idleTimeout, () => run({ onProgress, onHandedOver }))
     } catch (error) {
       // Refusals of the protocol (409, 413 ...) are part of resuming; failures of the server are not.
       if (statusOf(error as FastifyError) >= 500) await hooks.failed(request.log, error as Error, id === null ? null : await store.get(id).catch(() => null))
@@ -72,28 +72,6 @@ export function uploadActions ({ options, store, hooks }: ProtocolOptions): Uplo
   async function completed (request: FastifyRequest, record: UploadRecord): Promise<void> {
     request.log.info({ uploadId: record.id, length: record.length, duration: record.duration }, 'upload completed')
     await hooks.notify('tus:completed', request.log, record.id, record)
-  }
-
-  // A connection that died without a word would hold the upload's lock for good:
-  // a body silent for idleTimeout is ended like an aborted one.
-  async function writeBody<T> (request: FastifyRequest, write: () => Promise<T>): Promise<T> {
-    const { idleTimeout } = options
-    if (idleTimeout === 0) return await write()
-    const raw = request.raw
-    const onIdle = (): void => { raw.destroy(new FST_TUS_IDLE_TIMEOUT(idleTimeout)) }
-    // Once the body is in, a slow fsync must not cut the answer off.
-    const disarm = (): void => {
-      raw.removeListener('timeout', onIdle)
-      raw.setTimeout(0)
-    }
-    raw.setTimeout(idleTimeout, onIdle)
-    raw.once('end', disarm)
-    try {
-      return await write()
-    } finally {
-      raw.removeListener('end', disarm)
-      disarm()
-    }
   }
 
   function bodyLength (request: FastifyRequest): number | undefined {
@@ -118,6 +96,27 @@ export function uploadActions ({ options, store, hooks }: ProtocolOptions): Uplo
   }
 
   return { preCreate, write, completed, bodyLength, created, terminate }
+}
+
+// A connection that died without a word would hold the upload's lock for good:
+// a body silent for idleTimeout is ended like an aborted one.
+async function writeBody<T> (request: FastifyRequest, idleTimeout: number, write: () => Promise<T>): Promise<T> {
+  if (idleTimeout === 0) return await write()
+  const raw = request.raw
+  const onIdle = (): void => { raw.destroy(new FST_TUS_IDLE_TIMEOUT(idleTimeout)) }
+  // Once the body is in, a slow fsync must not cut the answer off.
+  const disarm = (): void => {
+    raw.removeListener('timeout', onIdle)
+    raw.setTimeout(0)
+  }
+  raw.setTimeout(idleTimeout, onIdle)
+  raw.once('end', disarm)
+  try {
+    return await write()
+  } finally {
+    raw.removeListener('end', disarm)
+    disarm()
+  }
 }
 
 export function uploadIdOf (request: FastifyRequest): string {
