@@ -48,8 +48,10 @@ export async function appendBody (context: AppendContext, request: FastifyReques
     ...events,
     onProgress: (record) => {
       events.onProgress?.(record)
-      // While bytes still arrive, the client may like to know how many are safe.
-      if (!request.raw.complete && version.limits !== false) {
+      // While the body is not all in, the client may like to know how much of it is safe
+      // (the last record, of the whole body, is told by the final answer).
+      const end = contentLength === undefined ? undefined : offset + contentLength
+      if ((end === undefined ? !request.raw.complete : record.offset < end) && version.limits !== false) {
         writeInformational(reply.raw, 104, RESUMPTION_SUPPORTED, { 'Upload-Offset': String(record.offset), 'Upload-Draft-Interop-Version': String(version.version) })
       }
     }
