@@ -9,6 +9,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { FST_TUS_INVALID_PARTIAL_UPLOAD_TYPE } from '../errors'
 import { writeInformational } from '../interim'
 import { type AppendContext, RESUMPTION_SUPPORTED, appendBody } from './ietf-append'
+import { asAnnounced, supersedeAnnounced } from './ietf-announced'
 import { PARTIAL_UPLOAD_TYPE, INTEROP_HEADER, replyState, requestComplete, requestLength, requestMetadata, requestOffset, uploadLimit } from './ietf-fields'
 import { sendProblem } from './ietf-problems'
 import { type InteropVersion, interopVersionOf } from './ietf-versions'
@@ -73,7 +74,8 @@ export async function ietfRoutes (app: FastifyInstance, { options, store, hooks 
   app.route({ method: 'GET', url: UPLOAD_URL, constraints, exposeHeadRoute: false, handler: retrieve })
   app.route({ method: 'PATCH', url: UPLOAD_URL, constraints, handler: append(context) })
   app.route({ method: 'DELETE', url: UPLOAD_URL, constraints, handler: async (request, reply) => {
-    await context.actions.terminate(request, uploadIdOf(request))
+    const id = uploadIdOf(request)
+    await context.actions.terminate(request, id, () => supersedeAnnounced(id))
     reply.code(204).send()
   } })
 }
@@ -104,7 +106,8 @@ function creation (context: Context): Handler {
         'Upload-Draft-Interop-Version': String(version.version),
         ...(limit === undefined ? {} : { 'Upload-Limit': limit })
       })
-      record = await appendBody(context, request, reply, record.id, body, { version, offset: 0, complete, length: undefined, contentLength })
+      const id = record.id
+      record = await asAnnounced(id, body, () => appendBody(context, request, reply, id, body, { version, offset: 0, complete, length: undefined, contentLength }))
     }
     replyState(reply, version, options, record)
     reply.code(201).send()
@@ -116,6 +119,7 @@ function offsetRetrieval ({ options, store, hooks }: Context): Handler {
     const id = uploadIdOf(request)
     if (hooks.has('tus:preAccess')) await hooks.run('tus:preAccess', request, await store.get(id))
     // A client asking where it stands has given up on any request still streaming: it is stopped first.
+    await supersedeAnnounced(id)
     const record = await store.settle(id)
     reply.header('Cache-Control', 'no-store')
     replyState(reply, versionOf(request), options, record)
@@ -137,6 +141,7 @@ function append (context: Context): Handler {
     const contentLength = actions.bodyLength(request)
     const length = requestLength(request, complete, offset, contentLength)
     if (hooks.has('tus:preAccess')) await hooks.run('tus:preAccess', request, await store.get(id))
+    await supersedeAnnounced(id)
     const body = contentLength === 0 ? null : (request.body as Readable | undefined) ?? null
     const record = await appendBody(context, request, reply, id, body, { version, offset, complete, length, contentLength })
     replyState(reply, version, options, record)

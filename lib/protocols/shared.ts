@@ -30,8 +30,8 @@ export interface UploadActions {
   bodyLength (request: FastifyRequest): number | undefined
   /** The log line and tus:created for a record just persisted; the rest of the request's log names the upload. */
   created (request: FastifyRequest, reply: FastifyReply, record: UploadRecord): Promise<void>
-  /** DELETE: tus:preAccess and tus:preTerminate may refuse; the upload is removed, then tus:terminated. */
-  terminate (request: FastifyRequest, id: string): Promise<void>
+  /** DELETE: tus:preAccess and tus:preTerminate may refuse; `allowed` runs, the upload is removed, then tus:terminated. */
+  terminate (request: FastifyRequest, id: string, allowed?: () => Promise<void>): Promise<void>
 }
 
 export function uploadActions ({ options, store, hooks }: ProtocolOptions): UploadActions {
@@ -86,10 +86,11 @@ export function uploadActions ({ options, store, hooks }: ProtocolOptions): Uplo
     await hooks.notify('tus:created', log, record.id, { ...record }, request)
   }
 
-  async function terminate (request: FastifyRequest, id: string): Promise<void> {
+  async function terminate (request: FastifyRequest, id: string, allowed?: () => Promise<void>): Promise<void> {
     const record = await store.get(id)
     await hooks.run('tus:preAccess', request, record)
     await hooks.run('tus:preTerminate', request, record)
+    await allowed?.()
     const terminated = await store.terminate(record.id)
     request.log.info('upload terminated')
     await hooks.notify('tus:terminated', request.log, record.id, terminated, request)
