@@ -1,5 +1,5 @@
 // The plugin: resolves options, opens the store, decorates the instance with
-// `tus` and registers the routes in their own encapsulated context.
+// `tus` and registers the protocols' routes in their own encapsulated context.
 import { setMaxListeners } from 'node:events'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
@@ -10,8 +10,7 @@ import { corsOptions } from './cors'
 import { Hooks } from './hooks'
 import { StoreJanitor } from './janitor'
 import { resolveOptions } from './options'
-import { ietfRoutes } from './protocols/ietf'
-import { tusRoutes } from './routes'
+import { protocolRoutes } from './protocols/routes'
 import { FileStore } from './store/index'
 import { canPreallocate } from './store/space'
 import { waitForFile } from './wait-for-file'
@@ -75,9 +74,7 @@ async function tus (app: FastifyInstance, input: FastifyTusOptions): Promise<voi
     if (options.underPressure !== false && !child.hasDecorator('isUnderPressure')) {
       await child.register(underPressure, { ...options.underPressure })
     }
-    await child.register(tusRoutes, { options, store, hooks })
-    // The IETF draft beside it, on the same prefix: its routes take only requests with a supported interop version.
-    if (options.ietf) await child.register(ietfRoutes, { options, store, hooks })
+    await child.register(protocolRoutes, { options, store, hooks })
   }, { prefix: options.prefix })
 }
 

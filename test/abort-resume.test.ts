@@ -8,14 +8,13 @@ import { TUS, create, idOf, patch, startServer } from './helpers'
 import {
   PATCH_HEADERS,
   assertCompleted,
-  rawRequest,
   readRange,
   sha256,
   waitForBytesOnDisk,
   waitForOffset,
-  waitForStreamingCreation,
-  type RawRequest
+  waitForStreamingCreation
 } from './interop-helpers'
+import { streamRequest, type RawRequest } from './raw-client'
 
 const KiB = 1024
 const LENGTH = 1024 * KiB
@@ -45,9 +44,9 @@ for (const method of ['PATCH', 'POST'] as const) {
         const url = await create(server.endpoint, { 'upload-length': String(LENGTH), 'upload-metadata': ENCODED_METADATA })
         id = idOf(url)
         streamingPath = path.join(server.directory, id)
-        raw = rawRequest(url, 'PATCH', { ...PATCH_HEADERS, 'upload-offset': '0', ...lengthHeader })
+        raw = streamRequest(url, 'PATCH', { ...PATCH_HEADERS, 'upload-offset': '0', ...lengthHeader })
       } else {
-        raw = rawRequest(server.endpoint, 'POST', {
+        raw = streamRequest(server.endpoint, 'POST', {
           ...PATCH_HEADERS,
           'upload-length': String(LENGTH),
           'upload-metadata': ENCODED_METADATA,
@@ -90,7 +89,7 @@ t.test('a PATCH aborted before any body byte leaves the offset alone', async (t)
   const server = await startServer(t)
   const source = randomBytes(64 * KiB)
   const url = await create(server.endpoint, { 'upload-length': String(source.length) })
-  const raw = rawRequest(url, 'PATCH', { ...PATCH_HEADERS, 'upload-offset': '0', 'content-length': String(source.length) })
+  const raw = streamRequest(url, 'PATCH', { ...PATCH_HEADERS, 'upload-offset': '0', 'content-length': String(source.length) })
   // Headers only: wait until the server has them (it has taken the upload's lock), then die.
   await new Promise((resolve) => raw.request.once('socket', (socket) => socket.once('connect', resolve)))
   raw.abort()

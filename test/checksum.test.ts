@@ -7,8 +7,9 @@ import path from 'node:path'
 import t from 'tap'
 import type { ChecksumAlgorithm } from '../types/index'
 import { TUS, create, idOf, patch, send, startServer, type Response, type TestServer } from './helpers'
-import { OCTET, assertError, names, patchChunked, patchHeaders, pathOf, rawRequest as rawPathRequest, readRecordFile } from './protocol-helpers'
-import { PATCH_HEADERS, assertCompleted, rawRequest, sha256, waitForBytesOnDisk, waitForOffset } from './interop-helpers'
+import { OCTET, assertError, names, patchChunked, patchHeaders, pathOf, readRecordFile } from './protocol-helpers'
+import { PATCH_HEADERS, assertCompleted, sha256, waitForBytesOnDisk, waitForOffset } from './interop-helpers'
+import { rawRequest, streamRequest } from './raw-client'
 
 const ALGORITHMS: ChecksumAlgorithm[] = ['sha1', 'sha256', 'sha512', 'md5']
 const KiB = 1024
@@ -39,7 +40,7 @@ async function assertUnchanged (t: tap.Test, server: TestServer, url: string, be
 
 /** A chunked PATCH whose checksum comes as an HTTP trailer (announced, or not, by the caller's headers). */
 async function patchWithTrailer (url: string, offset: number, body: Buffer, headers: Record<string, string>, trailer?: string): Promise<Response> {
-  const raw = rawRequest(url, 'PATCH', { ...PATCH_HEADERS, 'upload-offset': String(offset), ...headers })
+  const raw = streamRequest(url, 'PATCH', { ...PATCH_HEADERS, 'upload-offset': String(offset), ...headers })
   for (let start = 0; start < body.length; start += 16 * KiB) await raw.write(body.subarray(start, start + 16 * KiB))
   if (trailer !== undefined) raw.request.addTrailers({ 'Upload-Checksum': trailer })
   raw.end()
@@ -128,7 +129,7 @@ t.test('an unsupported algorithm: 400 FST_TUS_UNSUPPORTED_CHECKSUM_ALGORITHM; a 
     assertError(t, await patch(url, 0, body, { 'upload-checksum': value }), 400, 'FST_TUS_INVALID_CHECKSUM', JSON.stringify(value))
   }
   // Sent twice, even with the same value: which one counts is not guessed at.
-  const twice = await rawPathRequest(server.origin, { method: 'PATCH', path: pathOf(url), headers: patchHeaders(0, { 'upload-checksum': [`sha1 ${sha1Digest}`, `sha1 ${sha1Digest}`] }), body })
+  const twice = await rawRequest(server.origin, { method: 'PATCH', path: pathOf(url), headers: patchHeaders(0, { 'upload-checksum': [`sha1 ${sha1Digest}`, `sha1 ${sha1Digest}`] }), body })
   assertError(t, twice, 400, 'FST_TUS_INVALID_CHECKSUM', 'Upload-Checksum twice')
   await assertUnchanged(t, server, url, before, 'after the refused checksums')
 
@@ -144,7 +145,7 @@ t.test('an aborted body: with a checksum nothing counts; without one the deliver
 
   // Sends one piece of a body announcing four, waits until the server wrote it, then dies.
   const abortAfterPiece = async (url: string, headers: Record<string, string>): Promise<void> => {
-    const raw = rawRequest(url, 'PATCH', { ...PATCH_HEADERS, 'upload-offset': '0', 'content-length': String(length), ...headers })
+    const raw = streamRequest(url, 'PATCH', { ...PATCH_HEADERS, 'upload-offset': '0', 'content-length': String(length), ...headers })
     await raw.write(piece)
     await waitForBytesOnDisk(path.join(server.directory, idOf(url)), 0, piece)
     raw.abort()

@@ -13,15 +13,13 @@ import {
   assertCompleted,
   assertTusError,
   headOffset,
-  rawRequest,
-  rawSend,
   readRange,
   sha256,
   sha256File,
   waitFor,
-  waitForBytesOnDisk,
-  type RawOutcome
+  waitForBytesOnDisk
 } from './interop-helpers'
+import { rawSend, streamRequest, type RawOutcome } from './raw-client'
 
 const KiB = 1024
 
@@ -51,7 +49,7 @@ t.test('a hanging PATCH is taken over by the next one for the same upload', asyn
     const dataPath = path.join(server.directory, idOf(url))
 
     // The first client sends PART, then neither sends more nor ends: a dead connection the server has not noticed.
-    const hanging = rawRequest(url, 'PATCH', patchHeaders(0))
+    const hanging = streamRequest(url, 'PATCH', patchHeaders(0))
     await hanging.write(source.subarray(0, PART))
     await waitForBytesOnDisk(dataPath, 0, source.subarray(0, PART))
 

@@ -5,7 +5,8 @@ import { readFile } from 'node:fs/promises'
 import t from 'tap'
 import { TUS, send, startServer, idOf, patch } from './helpers'
 import type { Response } from './helpers'
-import { OCTET, assertError, listTree, names, pathOf, rawRequest, readRecordFile } from './protocol-helpers'
+import { OCTET, assertError, listTree, names, pathOf, readRecordFile } from './protocol-helpers'
+import { rawRequest } from './raw-client'
 
 type Server = Awaited<ReturnType<typeof startServer>>
 

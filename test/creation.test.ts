@@ -5,7 +5,8 @@ import path from 'node:path'
 import { stat } from 'node:fs/promises'
 import t from 'tap'
 import { TUS, create, send, startServer, idOf } from './helpers'
-import { OCTET, UUID_V4, assertError, listTree, names, pathOf, rawRequest, readRecordFile } from './protocol-helpers'
+import { OCTET, UUID_V4, assertError, listTree, names, pathOf, readRecordFile } from './protocol-helpers'
+import { rawRequest } from './raw-client'
 
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 

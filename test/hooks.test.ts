@@ -13,7 +13,8 @@ import { fastifyTus } from '../lib/plugin'
 import { TUS, create, idOf, patch, send, startServer, tempDir, type TestServer } from './helpers'
 import { waitFor } from './interop-helpers'
 import { decodeMetadata, encodeMetadata, logCollector, startApp } from './lifecycle-helpers'
-import { assertError, patchChunked, pathOf, rawRequest } from './protocol-helpers'
+import { assertError, patchChunked, pathOf } from './protocol-helpers'
+import { rawRequest } from './raw-client'
 
 const OCTET = { 'content-type': 'application/offset+octet-stream' }
 

@@ -1,10 +1,8 @@
 // Plumbing for the interoperability and robustness tests: hashing, checking a
-// finished upload on disk, polling the server's state, and a raw node:http
-// client that can stream a body piece by piece and die in the middle of it.
+// finished upload on disk, and polling the server's state.
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { open, readFile, readdir, stat } from 'node:fs/promises'
-import { request as httpRequest, type ClientRequest } from 'node:http'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
@@ -111,76 +109,6 @@ export async function assertCompleted (t: Test, server: { directory: string, com
   t.ok(Date.parse(record.finishedAt) >= Date.parse(record.createdAt), 'finishedAt is not before createdAt')
   t.strictSame(record.metadata, expected.metadata ?? {}, 'record metadata, decoded')
   t.strictSame(await readdir(server.directory), [], 'nothing left in the in-progress directory')
-}
-
-export type RawOutcome = { response: Response, error?: undefined } | { error: Error, response?: undefined }
-
-export interface RawRequest {
-  /** Resolves once the chunk is handed to the kernel (so it reaches the server even if we die next). */
-  write (chunk: Buffer): Promise<void>
-  end (chunk?: Buffer): void
-  /** Kills the connection mid-body, as a crashed client or a dropped network would. */
-  abort (): void
-  /** The answer, or the socket error when there was none. Never rejects. */
-  readonly settled: Promise<RawOutcome>
-  readonly request: ClientRequest
-}
-
-/**
- * A request whose body is written by the caller, chunked unless the headers
- * carry a Content-Length. One connection of its own (no agent): aborting it
- * touches nothing else.
- */
-export function rawRequest (url: string, method: string, headers: Record<string, string>): RawRequest {
-  const target = new URL(url)
-  const request = httpRequest({
-    agent: false,
-    host: target.hostname,
-    port: target.port,
-    path: target.pathname,
-    method,
-    headers: { ...TUS, ...headers }
-  })
-  const settled = new Promise<RawOutcome>((resolve) => {
-    request.on('response', (response) => {
-      const chunks: Buffer[] = []
-      response.on('data', (chunk: Buffer) => chunks.push(chunk))
-      response.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8')
-        resolve({ response: { statusCode: response.statusCode!, headers: response.headers, text, json: () => JSON.parse(text) } })
-      })
-      response.on('error', (error) => resolve({ error }))
-    })
-    request.on('error', (error) => resolve({ error }))
-  })
-  request.flushHeaders()
-  return {
-    request,
-    settled,
-    write: (chunk) => new Promise((resolve, reject) => {
-      request.write(chunk, (error) => { if (error) reject(error); else resolve() })
-    }),
-    end: (chunk) => { request.end(chunk) },
-    abort: () => { request.destroy() }
-  }
-}
-
-/**
- * A whole request through rawRequest, with the body written in pieces, `pause`
- * ms apart to play a slow client; write errors after an early answer are ignored.
- */
-export async function rawSend (url: string, method: string, headers: Record<string, string>, body: Buffer, piece = 64 * 1024, pause = 0): Promise<RawOutcome> {
-  const raw = rawRequest(url, method, headers)
-  const writing = (async () => {
-    for (let start = 0; start < body.length; start += piece) {
-      if (start > 0 && pause > 0) await sleep(pause)
-      await raw.write(body.subarray(start, start + piece))
-    }
-    raw.end()
-  })()
-  // Once answered, a refused body may fail to send; that is the server's right.
-  writing.catch(() => {})
-  return await raw.settled
 }
 
 export const PATCH_HEADERS = { 'content-type': 'application/offset+octet-stream' } as const

@@ -10,7 +10,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import type { FastifyTusOptions, JanitorReport, UploadRecord } from '../types/index'
 import { TUS, create, idOf, patch, send, startServer, tempDir, type TestServer } from './helpers'
-import { rawRequest, waitFor, waitForBytesOnDisk } from './interop-helpers'
+import { waitFor, waitForBytesOnDisk } from './interop-helpers'
+import { streamRequest } from './raw-client'
 import { DAY, HOUR, backDate, editRecord, encodeMetadata, finishUpload, isoAgo, readRecordAt, trackIntervals } from './lifecycle-helpers'
 
 type ReportKey = Exclude<keyof JanitorReport, 'errors'>
@@ -241,7 +242,7 @@ t.test('an upload being written right now is not touched, however old its record
   const url = await create(server.endpoint, { 'upload-length': String(256 * 1024) })
   const id = idOf(url)
   const body = Buffer.alloc(256 * 1024, 7)
-  const raw = rawRequest(url, 'PATCH', { 'content-type': 'application/offset+octet-stream', 'upload-offset': '0', 'content-length': String(body.length) })
+  const raw = streamRequest(url, 'PATCH', { 'content-type': 'application/offset+octet-stream', 'upload-offset': '0', 'content-length': String(body.length) })
   await raw.write(body.subarray(0, 64 * 1024))
   await waitForBytesOnDisk(path.join(server.directory, id), 0, body.subarray(0, 64 * 1024))
   // What the janitor reads says stale and expired; the writer's lock says busy.

@@ -4,7 +4,8 @@
 import path from 'node:path'
 import t from 'tap'
 import { TUS, create, send, startServer, idOf } from './helpers'
-import { assertError, base64, listTree, rawRequest, readRecordFile } from './protocol-helpers'
+import { assertError, base64, listTree, readRecordFile } from './protocol-helpers'
+import { rawRequest } from './raw-client'
 
 t.test('a key without a value is stored as null and given back as sent', async (t) => {
   const server = await startServer(t)

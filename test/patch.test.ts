@@ -6,7 +6,8 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import t from 'tap'
 import { TUS, create, patch, send, startServer, idOf } from './helpers'
-import { assertError, base64, listTree, names, patchChunked, patchHeaders, pathOf, rawRequest, readRecordFile } from './protocol-helpers'
+import { assertError, base64, listTree, names, patchChunked, patchHeaders, pathOf, readRecordFile } from './protocol-helpers'
+import { rawRequest } from './raw-client'
 
 t.test('PATCH without application/offset+octet-stream is refused with 415', async (t) => {
   const server = await startServer(t)

@@ -1,52 +1,15 @@
-// Plumbing for the raw-HTTP protocol tests: a node:http client that sends paths
-// verbatim (no URL normalisation), repeated headers and chunked bodies, plus
-// assertions on tus error answers and on what lies on disk.
-import http, { type OutgoingHttpHeaders } from 'node:http'
+// Plumbing for the raw-HTTP protocol tests: tus requests through the raw
+// client, assertions on tus error answers and on what lies on disk.
+import type { OutgoingHttpHeaders } from 'node:http'
 import { readFile, readdir, stat } from 'node:fs/promises'
 import path from 'node:path'
 import type { Test } from 'tap'
 import type { UploadRecord } from '../types/index'
 import type { Response } from './helpers'
+import { rawRequest } from './raw-client'
 
 export const OCTET = 'application/offset+octet-stream'
 export const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
-
-export interface RawOptions {
-  method: string
-  /** Sent as is on the request line: `%2e%2e` is not folded the way a URL parser would. */
-  path: string
-  /** An array value sends the header once per element. */
-  headers?: OutgoingHttpHeaders
-  /** A Buffer goes with a Content-Length; an array goes chunk by chunk with Transfer-Encoding: chunked. */
-  body?: Buffer | string | Buffer[]
-}
-
-export function rawRequest (origin: string, options: RawOptions): Promise<Response> {
-  const { hostname, port } = new URL(origin)
-  return new Promise((resolve, reject) => {
-    let response: Response | undefined
-    // A fresh connection each time: the server may close it after refusing a body.
-    const request = http.request({ host: hostname, port, method: options.method, path: options.path, headers: options.headers, agent: false }, (incoming) => {
-      const chunks: Buffer[] = []
-      incoming.on('data', (chunk: Buffer) => chunks.push(chunk))
-      incoming.on('error', reject)
-      incoming.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8')
-        response = { statusCode: incoming.statusCode ?? 0, headers: incoming.headers, text, json: () => JSON.parse(text) }
-        resolve(response)
-      })
-    })
-    // Writing the rest of a refused body may hit a closed socket; the answer already came.
-    request.on('error', (error) => { if (response === undefined) reject(error) })
-    const { body } = options
-    if (Array.isArray(body)) {
-      for (const chunk of body) request.write(chunk)
-      request.end()
-    } else {
-      request.end(body)
-    }
-  })
-}
 
 /** Asserts a tus error answer: status, Tus-Resumable and the FST_TUS_* code of the JSON body (HEAD answers have none). */
 export function assertError (t: Test, response: Response, statusCode: number, code: string, message = code, { head = false } = {}): void {

@@ -8,7 +8,8 @@ import t from 'tap'
 import type { UploadRecord } from '../types/index'
 import { TUS, create, idOf, patch, send, startServer } from './helpers'
 import { assertError, listTree, names } from './protocol-helpers'
-import { PATCH_HEADERS, rawRequest, waitFor, waitForBytesOnDisk } from './interop-helpers'
+import { PATCH_HEADERS, waitFor, waitForBytesOnDisk } from './interop-helpers'
+import { streamRequest } from './raw-client'
 import { encodeMetadata, finishUpload } from './lifecycle-helpers'
 
 interface Teardown { teardown (fn: () => unknown): void }
@@ -91,7 +92,7 @@ t.test('DELETE while a PATCH of this process streams into the upload: the PATCH 
   const url = await create(server.endpoint, { 'upload-length': String(length) })
   const first = randomBytes(64 * 1024)
   // A body that announces a whole MiB and stops after 64 KiB, as a slow client would.
-  const streaming = rawRequest(url, 'PATCH', { ...PATCH_HEADERS, 'upload-offset': '0', 'content-length': String(length) })
+  const streaming = streamRequest(url, 'PATCH', { ...PATCH_HEADERS, 'upload-offset': '0', 'content-length': String(length) })
   await streaming.write(first)
   await waitForBytesOnDisk(path.join(server.directory, idOf(url)), 0, first)
 

@@ -4,7 +4,8 @@ import path from 'node:path'
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { TUS, create, patch, send, startServer } from './helpers'
-import { OCTET, assertError, listTree, pathOf, rawRequest } from './protocol-helpers'
+import { OCTET, assertError, listTree, pathOf } from './protocol-helpers'
+import { rawRequest } from './raw-client'
 
 const EXTENSIONS = 'creation,creation-with-upload,creation-defer-length,termination,checksum,checksum-trailer,expiration,concatenation,concatenation-unfinished'
 

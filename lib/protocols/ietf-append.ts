@@ -5,25 +5,18 @@
 // that do not add up).
 import type { Readable } from 'node:stream'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import type { ResolvedTusOptions, UploadRecord, WriteUploadResult } from '../../types/index'
+import type { UploadRecord, WriteUploadResult } from '../../types/index'
 import { FST_TUS_INCONSISTENT_LENGTH, FST_TUS_UPLOAD_COMPLETED, FST_TUS_UPLOAD_NOT_FOUND } from '../errors'
 import { writeInformational } from '../interim'
-import type { FileStore } from '../store/index'
 import { replyComplete } from './ietf-fields'
 import { withOffsets } from './ietf-problems'
 import type { InteropVersion } from './ietf-versions'
-import type { UploadActions } from './shared'
+import { maxBytesOf, writeThroughStore, type ProtocolContext, type WriteEvents } from './shared'
 
 export const RESUMPTION_SUPPORTED = 'Upload Resumption Supported'
 
 // Refusals of the store that, in the draft's terms, mean the lengths do not add up.
 const LENGTH_ERRORS = new Set(['FST_TUS_UPLOAD_LENGTH_EXCEEDED', 'FST_TUS_UPLOAD_LENGTH_ALREADY_SET', 'FST_TUS_UPLOAD_LENGTH_TOO_SMALL'])
-
-export interface AppendContext {
-  options: ResolvedTusOptions
-  store: FileStore
-  actions: UploadActions
-}
 
 export interface Append {
   version: InteropVersion
@@ -35,10 +28,10 @@ export interface Append {
 }
 
 /** Appends `body` at `offset`, completing the upload when the request says it is the last; resolves with the record after it. */
-export async function appendBody (context: AppendContext, request: FastifyRequest, reply: FastifyReply, id: string, body: Readable | null, input: Append): Promise<UploadRecord> {
-  const { store, options } = context
+export async function appendBody (context: ProtocolContext, request: FastifyRequest, reply: FastifyReply, id: string, body: Readable | null, input: Append): Promise<UploadRecord> {
+  const { store } = context
   const { version, offset, complete, contentLength } = input
-  const maxBytes = Number.isFinite(options.maxChunkSize) ? options.maxChunkSize : undefined
+  const maxBytes = maxBytesOf(context)
   const length = input.length ?? (complete && contentLength !== undefined ? offset + contentLength : undefined)
   let result = await storeWrite(context, request, id, offset, (events) => store.write(id, body, {
     offset,
@@ -67,10 +60,10 @@ export async function appendBody (context: AppendContext, request: FastifyReques
 }
 
 // A store write with the hooks around it, its refusals told in the draft's terms.
-async function storeWrite (context: AppendContext, request: FastifyRequest, id: string, offset: number, run: Parameters<UploadActions['write']>[2]): Promise<WriteUploadResult> {
-  const { store, actions } = context
+async function storeWrite (context: ProtocolContext, request: FastifyRequest, id: string, offset: number, run: (events: WriteEvents) => Promise<WriteUploadResult>): Promise<WriteUploadResult> {
+  const { store } = context
   try {
-    return await actions.write(request, id, run)
+    return await writeThroughStore(context, request, id, run)
   } catch (error) {
     const code = (error as FastifyError).code
     if (code === 'FST_TUS_OFFSET_MISMATCH') throw withOffsets(error as FastifyError, (await store.get(id)).offset, offset)

@@ -27,12 +27,9 @@ const KINDS: Record<string, ProblemKind[]> = {
 }
 
 export function sendProblem (error: FastifyError, request: FastifyRequest, reply: FastifyReply, version: InteropVersion, limit: string | undefined): void {
-  const { statusCode, code, message } = refusalOf(error, request)
+  const { statusCode, code, message } = refusalOf(error, request, reply)
   reply.header('Upload-Draft-Interop-Version', version.version)
-  if (statusCode === 423) reply.header('Retry-After', '1')
   if (statusCode === 413 && limit !== undefined) reply.header('Upload-Limit', limit)
-  // A body left unread is not drained (it may be gigabytes): the connection ends with this answer.
-  if (!request.raw.complete) reply.header('Connection', 'close')
   const kind = (KINDS[code] ?? []).find((candidate) => version.problems.has(candidate))
   const offsets = (error as WithOffsets)[OFFSETS]
   const extensions: Record<string, unknown> = {}

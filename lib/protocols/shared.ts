@@ -1,107 +1,122 @@
-// What every wire protocol needs around the store: the upload id of a URL and
-// in the log, tus:preCreate, a store write with the hooks around it and the
-// body idle timeout. Protocols differ in headers and answers, never in these.
+// What every wire protocol needs, whatever its headers: the upload id in every
+// log line, an idle timeout on bodies, error replies, and the store's writes and
+// creations with the plugin's hooks around them. A protocol module parses its
+// own headers and writes its own answers; everything else comes from here.
+import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { ResolvedTusOptions, UploadMetadata, UploadRecord, WriteUploadInput, WriteUploadResult } from '../../types/index'
 import { FST_TUS_CHUNK_TOO_LARGE, FST_TUS_IDLE_TIMEOUT } from '../errors'
 import { parseContentLength } from '../headers'
 import type { Hooks } from '../hooks'
-import { ProgressThrottle } from '../progress'
+import { ProgressThrottle } from './progress'
 import type { FileStore } from '../store/index'
 
-export interface ProtocolOptions {
-  options: ResolvedTusOptions
-  store: FileStore
-  hooks: Hooks
+/** What a protocol's handlers work with: one per plugin registration, shared by every protocol. */
+export interface ProtocolContext {
+  readonly options: ResolvedTusOptions
+  readonly store: FileStore
+  readonly hooks: Hooks
+  /** The full prefix of the routes' context, without a trailing slash. */
+  readonly base: string
+  readonly progress: ProgressThrottle
 }
 
+export function protocolContext (prefix: string, options: ResolvedTusOptions, store: FileStore, hooks: Hooks): ProtocolContext {
+  const base = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix
+  return { options, store, hooks, base, progress: new ProgressThrottle(options.progressInterval) }
+}
+
+export type Handler = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
 export type WriteEvents = Pick<WriteUploadInput, 'onProgress' | 'onHandedOver'>
 
-export interface ProposedUpload { length: number | null, metadata: UploadMetadata }
-
-export interface UploadActions {
-  /** Runs tus:preCreate; what its listeners return replaces the metadata and adds server metadata. */
-  preCreate (request: FastifyRequest, proposal: ProposedUpload): Promise<{ metadata: UploadMetadata, serverMetadata: Record<string, unknown> }>
-  /** Runs a store write (a PATCH's, or a creation's with data) with the hooks around it; `id` is null for a creation. */
-  write (request: FastifyRequest, id: string | null, run: (events: WriteEvents) => Promise<WriteUploadResult>): Promise<WriteUploadResult>
-  /** tus:completed and its log line, for an upload just handed over. */
-  completed (request: FastifyRequest, record: UploadRecord): Promise<void>
-  /** The request's Content-Length, refused at once when over maxChunkSize. */
-  bodyLength (request: FastifyRequest): number | undefined
-  /** The log line and tus:created for a record just persisted; the rest of the request's log names the upload. */
-  created (request: FastifyRequest, reply: FastifyReply, record: UploadRecord): Promise<void>
-  /** DELETE: tus:preAccess and tus:preTerminate may refuse; `allowed` runs, the upload is removed, then tus:terminated. */
-  terminate (request: FastifyRequest, id: string, allowed?: () => Promise<void>): Promise<void>
+/** The id part of an upload URL (`<prefix>/<id>`); '' on the creation URL. */
+export function uploadIdOf (request: FastifyRequest): string {
+  return (request.params as { '*'?: string } | undefined)?.['*'] ?? ''
 }
 
-export function uploadActions ({ options, store, hooks }: ProtocolOptions): UploadActions {
-  const progress = new ProgressThrottle(options.progressInterval)
-
-  async function preCreate (request: FastifyRequest, proposal: ProposedUpload): Promise<{ metadata: UploadMetadata, serverMetadata: Record<string, unknown> }> {
-    let { metadata } = proposal
-    let serverMetadata: Record<string, unknown> = {}
-    try {
-      for (const result of await hooks.run('tus:preCreate', request, proposal)) {
-        if (result?.metadata !== undefined) metadata = result.metadata
-        if (result?.serverMetadata !== undefined) serverMetadata = { ...serverMetadata, ...result.serverMetadata }
-      }
-    } catch (error) {
-      await hooks.failed(request.log, error as Error, null)
-      throw error
-    }
-    return { metadata, serverMetadata }
-  }
-
-  async function write (request: FastifyRequest, id: string | null, run: (events: WriteEvents) => Promise<WriteUploadResult>): Promise<WriteUploadResult> {
-    const onProgress = hooks.has('tus:progress')
-      ? (record: UploadRecord) => { if (progress.due(record)) void hooks.notify('tus:progress', request.log, record.id, record) }
-      : undefined
-    const onHandedOver = (record: UploadRecord): Promise<void> => completed(request, record)
-    let result: WriteUploadResult
-    try {
-      result = await writeBody(request, options.idleTimeout, () => run({ onProgress, onHandedOver }))
-    } catch (error) {
-      // Refusals of the protocol (409, 413 ...) are part of resuming; failures of the server are not.
-      if (statusOf(error as FastifyError) >= 500) await hooks.failed(request.log, error as Error, id === null ? null : await store.get(id).catch(() => null))
-      throw error
-    }
-    request.log.debug({ offset: result.record.offset, written: result.written }, 'chunk written')
-    return result
-  }
-
-  async function completed (request: FastifyRequest, record: UploadRecord): Promise<void> {
-    request.log.info({ uploadId: record.id, length: record.length, duration: record.duration }, 'upload completed')
-    await hooks.notify('tus:completed', request.log, record.id, record)
-  }
-
-  function bodyLength (request: FastifyRequest): number | undefined {
-    const length = parseContentLength(request.headers['content-length'])
-    if (length !== undefined && length > options.maxChunkSize) throw new FST_TUS_CHUNK_TOO_LARGE(options.maxChunkSize)
-    return length
-  }
-
-  async function created (request: FastifyRequest, reply: FastifyReply, record: UploadRecord): Promise<void> {
-    const log = withUploadId(request, reply, record.id)
-    log.info({ length: record.length, metadata: record.metadata, concat: record.concat }, 'upload created')
-    await hooks.notify('tus:created', log, record.id, { ...record }, request)
-  }
-
-  async function terminate (request: FastifyRequest, id: string, allowed?: () => Promise<void>): Promise<void> {
-    const record = await store.get(id)
-    await hooks.run('tus:preAccess', request, record)
-    await hooks.run('tus:preTerminate', request, record)
-    await allowed?.()
-    const terminated = await store.terminate(record.id)
-    request.log.info('upload terminated')
-    await hooks.notify('tus:terminated', request.log, record.id, terminated, request)
-  }
-
-  return { preCreate, write, completed, bodyLength, created, terminate }
+/** The URL of an upload, from Fastify's protocol and host (so `trustProxy` decides about X-Forwarded-*). */
+export function uploadUrl (context: ProtocolContext, request: FastifyRequest, id: string): string {
+  return `${request.protocol}://${request.host}${context.base}/${id}`
 }
 
-// A connection that died without a word would hold the upload's lock for good:
-// a body silent for idleTimeout is ended like an aborted one.
-async function writeBody<T> (request: FastifyRequest, idleTimeout: number, write: () => Promise<T>): Promise<T> {
+/** Every later line of the request's log, Fastify's own included, names the upload. */
+export function withUploadId (request: FastifyRequest, reply: FastifyReply, uploadId: string): FastifyRequest['log'] {
+  const log = request.log.child({ uploadId })
+  request.log = log
+  reply.log = log
+  return log
+}
+
+/** The request's Content-Length, refused at once when over maxChunkSize. */
+export function bodyLength (context: ProtocolContext, request: FastifyRequest): number | undefined {
+  const length = parseContentLength(request.headers['content-length'])
+  if (length !== undefined && length > context.options.maxChunkSize) throw new FST_TUS_CHUNK_TOO_LARGE(context.options.maxChunkSize)
+  return length
+}
+
+/** maxChunkSize as the store's `maxBytes`: undefined when unlimited. */
+export function maxBytesOf (context: ProtocolContext): number | undefined {
+  return Number.isFinite(context.options.maxChunkSize) ? context.options.maxChunkSize : undefined
+}
+
+/** tus:preCreate over a proposed upload: what the listeners return replaces the metadata and adds server metadata. */
+export async function preCreate (context: ProtocolContext, request: FastifyRequest, proposal: { length: number | null, metadata: UploadMetadata }): Promise<{ metadata: UploadMetadata, serverMetadata: Record<string, unknown> }> {
+  let { metadata } = proposal
+  let serverMetadata: Record<string, unknown> = {}
+  try {
+    for (const result of await context.hooks.run('tus:preCreate', request, proposal)) {
+      if (result?.metadata !== undefined) metadata = result.metadata
+      if (result?.serverMetadata !== undefined) serverMetadata = { ...serverMetadata, ...result.serverMetadata }
+    }
+  } catch (error) {
+    await context.hooks.failed(request.log, error as Error, null)
+    throw error
+  }
+  return { metadata, serverMetadata }
+}
+
+/** A new upload's record is persisted: logged, its URL in `Location`, tus:created told. */
+export async function announceCreated (context: ProtocolContext, request: FastifyRequest, reply: FastifyReply, record: UploadRecord): Promise<void> {
+  const log = withUploadId(request, reply, record.id)
+  log.info({ length: record.length, metadata: record.metadata, concat: record.concat }, 'upload created')
+  reply.header('Location', uploadUrl(context, request, record.id))
+  await context.hooks.notify('tus:created', log, record.id, { ...record }, request)
+}
+
+/** An upload is in completedDir: logged, and tus:completed told. */
+export async function announceCompleted (context: ProtocolContext, request: FastifyRequest, record: UploadRecord): Promise<void> {
+  request.log.info({ uploadId: record.id, length: record.length, duration: record.duration }, 'upload completed')
+  await context.hooks.notify('tus:completed', request.log, record.id, record)
+}
+
+/**
+ * Runs a store write (of a PATCH-like request, or of a creation with data) with the
+ * hooks around it (tus:progress, tus:completed, tus:failed) and the idle timeout on
+ * its body. `id` is null for a creation. `run` passes the events on to the store.
+ */
+export async function writeThroughStore (context: ProtocolContext, request: FastifyRequest, id: string | null, run: (events: WriteEvents) => Promise<WriteUploadResult>): Promise<WriteUploadResult> {
+  const { hooks, store, progress } = context
+  const onProgress = hooks.has('tus:progress')
+    ? (record: UploadRecord) => { if (progress.due(record)) void hooks.notify('tus:progress', request.log, record.id, record) }
+    : undefined
+  const onHandedOver = (record: UploadRecord): Promise<void> => announceCompleted(context, request, record)
+  let result: WriteUploadResult
+  try {
+    result = await withIdleTimeout(request, context.options.idleTimeout, () => run({ onProgress, onHandedOver }))
+  } catch (error) {
+    // Refusals of the protocol (409, 413 ...) are part of resuming; failures of the server are not.
+    if (statusOf(error as FastifyError) >= 500) await hooks.failed(request.log, error as Error, id === null ? null : await store.get(id).catch(() => null))
+    throw error
+  }
+  request.log.debug({ offset: result.record.offset, written: result.written }, 'chunk written')
+  return result
+}
+
+/**
+ * A connection that died without a word would hold the upload's lock for good:
+ * a body silent for `idleTimeout` ms (0: never) is ended like an aborted one.
+ */
+export async function withIdleTimeout<T> (request: FastifyRequest, idleTimeout: number, write: () => Promise<T>): Promise<T> {
   if (idleTimeout === 0) return await write()
   const raw = request.raw
   const onIdle = (): void => { raw.destroy(new FST_TUS_IDLE_TIMEOUT(idleTimeout)) }
@@ -120,31 +135,41 @@ async function writeBody<T> (request: FastifyRequest, idleTimeout: number, write
   }
 }
 
-export function uploadIdOf (request: FastifyRequest): string {
-  return (request.params as { '*'?: string })['*'] ?? ''
-}
-
-// Every later line of the request's log, Fastify's own included, names the upload.
-export function withUploadId (request: FastifyRequest, reply: FastifyReply, uploadId: string): FastifyRequest['log'] {
-  const log = request.log.child({ uploadId })
-  request.log = log
-  reply.log = log
-  return log
-}
-
+/** An error's status: its own when it is one of an HTTP refusal, else 500. */
 export function statusOf (error: FastifyError): number {
   return error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500
 }
 
 /**
- * Logs a refusal or failure and says what the client may be told: a refusal
- * (4xx, from the plugin or an application hook) as it is; an unexpected
- * failure's message may name server paths, so it goes to the log only.
+ * The error reply every protocol gives: logged (refusals at info, failures at error),
+ * a JSON body with the FST_TUS_* code, `Retry-After` on 423, and `Connection: close`
+ * when the body was not read. `protocolHeaders` adds the protocol's own headers.
  */
-export function refusalOf (error: FastifyError, request: FastifyRequest): { statusCode: number, code: string, message: string } {
+export function sendError (error: FastifyError, request: FastifyRequest, reply: FastifyReply, protocolHeaders: (statusCode: number) => void = () => {}): void {
+  const { statusCode, code, message } = refusalOf(error, request, reply)
+  protocolHeaders(statusCode)
+  reply.code(statusCode).send({
+    statusCode,
+    code,
+    error: statusCode === 460 ? 'Checksum Mismatch' : STATUS_CODES[statusCode] ?? 'Error',
+    message
+  })
+}
+
+/**
+ * What every protocol's error reply starts with: the error logged (refusals at
+ * info, failures at error), `Retry-After` on 423, `Connection: close` when the
+ * body was not read, and what the client may be told of it.
+ */
+export function refusalOf (error: FastifyError, request: FastifyRequest, reply: FastifyReply): { statusCode: number, code: string, message: string } {
   const statusCode = statusOf(error)
   if (statusCode >= 500) request.log.error({ err: error }, 'tus request failed')
   else request.log.info({ code: error.code, statusCode }, error.message)
+  if (statusCode === 423) reply.header('Retry-After', '1')
+  // A body left unread is not drained (it may be gigabytes): the connection ends with this answer.
+  if (!request.raw.complete) reply.header('Connection', 'close')
+  // A refusal (4xx, from the plugin or an application hook) is told as it is; an
+  // unexpected failure's message may name server paths, so it goes to the log only.
   const told = statusCode < 500 || (typeof error.code === 'string' && error.code.startsWith('FST_'))
   return {
     statusCode,
@@ -153,12 +178,33 @@ export function refusalOf (error: FastifyError, request: FastifyRequest): { stat
   }
 }
 
-/** Where an upload lives: `base` is the full prefix of the protocol's context. */
-export function uploadLocation (request: FastifyRequest, base: string, id: string): string {
-  return `${request.protocol}://${request.host}${base}/${id}`
+/**
+ * Termination (tus) or cancellation (IETF): tus:preAccess and tus:preTerminate may
+ * refuse; then `allowed` runs, the store removes the upload, and tus:terminated is told.
+ */
+export async function terminateThroughStore (context: ProtocolContext, request: FastifyRequest, id: string, allowed?: () => Promise<void>): Promise<void> {
+  const { store, hooks } = context
+  const record = await store.get(id)
+  await hooks.run('tus:preAccess', request, record)
+  await hooks.run('tus:preTerminate', request, record)
+  await allowed?.()
+  const terminated = await store.terminate(record.id)
+  request.log.info('upload terminated')
+  await hooks.notify('tus:terminated', request.log, record.id, terminated, request)
 }
 
-/** The full prefix of a context, the enclosing contexts' prefixes included, without a trailing slash. */
-export function basePath (prefix: string): string {
-  return prefix.endsWith('/') ? prefix.slice(0, -1) : prefix
+/** The routes every protocol is served on, under the plugin's prefix; `notFound` answers any other URL. */
+export type RouteName = 'options' | 'create' | 'put' | 'head' | 'get' | 'patch' | 'delete' | 'override' | 'notFound'
+
+/** A wire protocol: which requests are its own, and how it answers them. */
+export interface Protocol {
+  readonly name: string
+  /** Whether the request speaks this protocol; the routes ask each protocol in turn and give it to the first that says yes. */
+  claims (request: FastifyRequest): boolean
+  /** Runs first for each of its requests, before the body is read: headers every answer carries, early refusals. `route` is undefined for an unknown URL. */
+  onRequest (request: FastifyRequest, reply: FastifyReply, route: RouteName | undefined): void | Promise<void>
+  /** Answers a failed request (usually sendError with the protocol's own headers). */
+  replyError (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void
+  /** A route the protocol has no handler for is answered by its `notFound`. */
+  readonly handlers: Readonly<Partial<Record<RouteName, Handler>>> & { readonly notFound: Handler }
 }

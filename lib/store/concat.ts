@@ -7,7 +7,8 @@ import { readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import type { UploadRecord } from '../../types/index'
 import { FST_TUS_INVALID_CONCAT, FST_TUS_UPLOAD_EXPIRED, FST_TUS_UPLOAD_NOT_FOUND } from '../errors'
-import { openIfPresent, unlinkIfPresent, type FileStore } from './index'
+import type { StoreContext } from './context'
+import { openIfPresent, unlinkIfPresent } from './files'
 import { lock } from './lock'
 import { pump } from './pump'
 import { readRecord } from './record'
@@ -19,8 +20,11 @@ export const isFinal = (record: UploadRecord): boolean => record.concat !== null
 /** `<partial id>.final` holds the id of the final upload waiting for that partial. */
 export const linkName = (partialId: string): string => `${partialId}.final`
 
+/** Completes an upload whose last byte is recorded (see HandOver.complete); resolves with the uploads handed over. */
+export type Complete = (record: UploadRecord) => Promise<UploadRecord[]>
+
 export class Concatenation {
-  constructor (private readonly store: FileStore) {}
+  constructor (private readonly store: StoreContext, private readonly complete: Complete) {}
 
   /** The partial uploads a final upload will be made of, checked. */
   async partials (ids: string[], allowUnfinished: boolean): Promise<UploadRecord[]> {
@@ -79,7 +83,7 @@ export class Concatenation {
       const final = await readRecord(store.directory, finalId)
       if (final === undefined || final.concat === null || !('final' in final.concat)) return undefined
       // Taken up again after a crash between the finished record and the hand-over.
-      if (final.finishedAt !== null) return (await store.complete(final))[0]
+      if (final.finishedAt !== null) return (await this.complete(final))[0]
       const partials = await Promise.all(final.concat.final.map((id) => readRecord(store.directory, id)))
       if (partials.some((partial) => partial?.finishedAt == null)) return undefined
       let position = 0
@@ -92,7 +96,7 @@ export class Concatenation {
       final.lastWrite = new Date().toISOString()
       let handedOver: UploadRecord[]
       try {
-        handedOver = await store.complete(final)
+        handedOver = await this.complete(final)
       } catch (error) {
         // Refused by tus:preFinish (the final is gone): its partials go with it. Any other failure keeps them.
         if (await readRecord(store.directory, finalId) === undefined) await this.removePartials(partials as UploadRecord[])

@@ -19,14 +19,12 @@ import {
   PATCH_HEADERS,
   assertTusError,
   headOffset,
-  rawRequest,
-  rawSend,
   sha256,
   sha256File,
   waitForBytesOnDisk,
-  waitForOffset,
-  type RawOutcome
+  waitForOffset
 } from '../interop-helpers'
+import { rawSend, streamRequest, type RawOutcome } from '../raw-client'
 import { DAY, HOUR, backDate, editRecord, finishUpload, isoAgo } from '../lifecycle-helpers'
 import { CLI, ROOT, ensureFreshBuild, startNode, type Started } from '../process-helpers'
 import { startWorker } from '../worker-helpers'
@@ -309,7 +307,7 @@ t.test('two nodes on one GlusterFS volume (two FUSE mounts)', { timeout: SCENARI
       const urlA = await create(A.endpoint, { 'upload-length': String(body.length) })
       const id = idOf(urlA)
       const piece = 64 * KiB
-      const slow = rawRequest(urlA, 'PATCH', patchHeaders(0, body.length))
+      const slow = streamRequest(urlA, 'PATCH', patchHeaders(0, body.length))
       await slow.write(body.subarray(0, piece))
       // A is writing: its first bytes are in the data file, as B's mount sees it.
       await waitForBytesOnDisk(path.join(B.uploads, id), 0, body.subarray(0, piece), 10_000)
@@ -356,7 +354,7 @@ t.test('two nodes on one GlusterFS volume (two FUSE mounts)', { timeout: SCENARI
     const urlA = await create(A.endpoint, { 'upload-length': String(body.length) })
     const id = idOf(urlA)
     const sent = 5 * 64 * KiB
-    const dying = rawRequest(urlA, 'PATCH', patchHeaders(0, body.length))
+    const dying = streamRequest(urlA, 'PATCH', patchHeaders(0, body.length))
     for (let start = 0; start < sent; start += 64 * KiB) await dying.write(body.subarray(start, start + 64 * KiB))
     await waitForBytesOnDisk(path.join(B.uploads, id), 0, body.subarray(0, sent), 10_000)
     dying.abort()

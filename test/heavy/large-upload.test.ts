@@ -9,7 +9,8 @@ import path from 'node:path'
 import { Readable } from 'node:stream'
 import t, { type Test } from 'tap'
 import { create, idOf, tempDir } from '../helpers'
-import { PATCH_HEADERS, assertCompleted, rawRequest, waitFor } from '../interop-helpers'
+import { PATCH_HEADERS, assertCompleted, waitFor } from '../interop-helpers'
+import { streamRequest } from '../raw-client'
 
 const MiB = 1024 * 1024
 const root = path.join(__dirname, '..', '..')
@@ -88,7 +89,7 @@ async function uploadInOnePatch (t: Test, server: CliServer, size: number): Prom
   let sampled = memory(server.pid).rss
   const sampler = setInterval(() => { sampled = Math.max(sampled, memory(server.pid).rss) }, 20)
   const started = process.hrtime.bigint()
-  const raw = rawRequest(url, 'PATCH', { ...PATCH_HEADERS, 'upload-offset': '0', 'content-length': String(size) })
+  const raw = streamRequest(url, 'PATCH', { ...PATCH_HEADERS, 'upload-offset': '0', 'content-length': String(size) })
   generated(size, hash).pipe(raw.request)
   const outcome = await raw.settled
   if (outcome.error !== undefined) throw outcome.error

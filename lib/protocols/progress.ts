@@ -1,6 +1,6 @@
 // tus:progress at most every `interval` ms per upload (in this process), and
 // always for the last byte.
-import type { UploadRecord } from '../types/index'
+import type { UploadRecord } from '../../types/index'
 
 const MAX_TRACKED = 10_000
 

@@ -1,0 +1,83 @@
+// The one place where requests meet protocols: every route of the plugin's
+// prefix is registered here once, and each request is given to the first
+// protocol that claims it. Bodies stay streams of any content type; each
+// protocol checks the Content-Type it accepts. The content-type parsers, hooks
+// and error handler set here never leak into the application.
+import type { FastifyError, FastifyInstance, FastifyRequest, HTTPMethods } from 'fastify'
+import type { ResolvedTusOptions } from '../../types/index'
+import type { Hooks } from '../hooks'
+import type { FileStore } from '../store/index'
+import { protocolContext, uploadIdOf, withUploadId, type Protocol, type ProtocolContext, type RouteName } from './shared'
+import { ietfProtocol } from './ietf'
+import { tusProtocol } from './tus'
+
+export interface ProtocolRoutesOptions {
+  options: ResolvedTusOptions
+  store: FileStore
+  hooks: Hooks
+}
+
+// Upload URLs are matched with a wildcard: a `:id` parameter longer than the
+// router's maxParamLength would be refused by Fastify itself, without the protocol's headers.
+const UPLOAD_URL = '/*'
+
+const ROUTES: ReadonlyArray<{ name: RouteName, method: HTTPMethods, url: string }> = [
+  { name: 'options', method: 'OPTIONS', url: '/' },
+  { name: 'create', method: 'POST', url: '/' },
+  // The IETF draft creates with PUT too, and retrieves an offset with GET as with HEAD.
+  { name: 'put', method: 'PUT', url: '/' },
+  { name: 'head', method: 'HEAD', url: UPLOAD_URL },
+  { name: 'get', method: 'GET', url: UPLOAD_URL },
+  { name: 'patch', method: 'PATCH', url: UPLOAD_URL },
+  { name: 'delete', method: 'DELETE', url: UPLOAD_URL },
+  // X-HTTP-Method-Override, for networks that let only GET and POST through.
+  { name: 'override', method: 'POST', url: UPLOAD_URL }
+]
+
+// The protocol of a request, chosen once.
+const PROTOCOL = Symbol('fastify-tus.protocol')
+type WithProtocol = FastifyRequest & { [PROTOCOL]: Protocol | null }
+
+/** The protocols served, in the order they are asked; the last (tus 1.0) claims every request. */
+function protocolsOf (context: ProtocolContext): Protocol[] {
+  return context.options.ietf ? [ietfProtocol(context), tusProtocol(context)] : [tusProtocol(context)]
+}
+
+export async function protocolRoutes (app: FastifyInstance, { options, store, hooks }: ProtocolRoutesOptions): Promise<void> {
+  const context = protocolContext(app.prefix, options, store, hooks)
+  const protocols = protocolsOf(context)
+  const protocolOf = (request: FastifyRequest): Protocol => {
+    const scoped = request as WithProtocol
+    scoped[PROTOCOL] ??= protocols.find((protocol) => protocol.claims(request)) ?? protocols[protocols.length - 1]
+    return scoped[PROTOCOL]
+  }
+
+  // Bodies stay streams: the store reads them straight into the data file.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_request, payload, done) => { done(null, payload) })
+  app.decorateRequest(PROTOCOL, null)
+
+  app.addHook('onRequest', async (request, reply) => {
+    const id = uploadIdOf(request)
+    if (id !== '') withUploadId(request, reply, id)
+    const route = (request.routeOptions.config as { uploadRoute?: RouteName } | undefined)?.uploadRoute
+    await protocolOf(request).onRequest(request, reply, route)
+  })
+  // Hooks that run before this context's own (under-pressure's) may refuse before a protocol was chosen: it is chosen then.
+  app.setErrorHandler((error: FastifyError, request, reply) => { protocolOf(request).replyError(error, request, reply) })
+  app.setNotFoundHandler(async (request, reply) => await protocolOf(request).handlers.notFound(request, reply))
+
+  for (const { name, method, url } of ROUTES) {
+    app.route({
+      method,
+      url,
+      config: { uploadRoute: name },
+      // GET is its own route here, never a copy of HEAD's.
+      exposeHeadRoute: false,
+      handler: async (request, reply) => {
+        const { handlers } = protocolOf(request)
+        await (handlers[name] ?? handlers.notFound)(request, reply)
+      }
+    })
+  }
+}

@@ -1,0 +1,60 @@
+// What every part of the store shares: its options, its two directories, and
+// the rules about records (expiry, removal) that they all apply the same way.
+import path from 'node:path'
+import type { UploadRecord } from '../../types/index'
+import { Directory } from './directory'
+import { unlinkIfPresent } from './files'
+import { recordName } from './record'
+
+export interface FileStoreOptions {
+  directory: string
+  completedDir: string
+  directoryMode: number
+  maxSize: number
+  fsync: boolean
+  preallocate: boolean
+  /** ms without a write after which an unfinished upload expires, or false. */
+  expiration: number | false
+  /** During a long write, make bytes durable and record the offset every this many bytes. */
+  checkpointBytes?: number
+  /** How long a write waits for a superseded writer in this process to let go. */
+  takeoverTimeout?: number
+  /** Runs when the last byte is durable, before hand-over; when it throws, the upload is deleted. */
+  beforeFinish?: (record: UploadRecord) => Promise<void>
+}
+
+export class StoreContext {
+  readonly directory: string
+  readonly completedDir: string
+  readonly uploads: Directory
+  readonly completed: Directory
+  readonly checkpointBytes: number
+  readonly takeoverTimeout: number
+  // Uploads created with data whose names are not durable yet: the write that follows makes them so.
+  readonly unnamed = new Set<string>()
+
+  constructor (readonly options: FileStoreOptions) {
+    this.directory = options.directory
+    this.completedDir = options.completedDir
+    this.uploads = new Directory(options.directory)
+    this.completed = new Directory(options.completedDir)
+    this.checkpointBytes = options.checkpointBytes ?? 64 * 1024 * 1024
+    this.takeoverTimeout = options.takeoverTimeout ?? 2000
+  }
+
+  isExpired (record: UploadRecord, now: number): boolean {
+    return this.options.expiration !== false && record.finishedAt === null && record.expiresAt !== null && Date.parse(record.expiresAt) <= now
+  }
+
+  expiryFrom (now: number): string | null {
+    return this.options.expiration === false ? null : new Date(now + this.options.expiration).toISOString()
+  }
+
+  /** Deletes an upload's record, then its data (a record never names missing data), durably. True when the record was there. */
+  async removeFiles (directory: string, id: string): Promise<boolean> {
+    const removed = await unlinkIfPresent(path.join(directory, recordName(id)))
+    await unlinkIfPresent(path.join(directory, id))
+    if (this.options.fsync) await (directory === this.completedDir ? this.completed : this.uploads).sync()
+    return removed
+  }
+}
