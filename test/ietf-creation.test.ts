@@ -121,3 +121,17 @@ t.test('HTTP/1.0 clients never get a 1xx', async (t) => {
   const responses = await exchange(server.origin, 'POST /files HTTP/1.0', { 'upload-draft-interop-version': 9, 'upload-complete': '?1', 'content-length': body.length }, body)
   t.same(responses.map((response) => response.status), [201], 'only the final answer')
 })
+
+t.test('an IETF upload is handed over like a tus one: waitForFile claims it under the client\'s filename', async (t) => {
+  const server = await startServer(t)
+  const body = randomBytes(2048)
+  const [interim, final] = await exchange(server.origin, 'POST /files HTTP/1.1', {
+    'upload-draft-interop-version': 8, 'upload-complete': '?1', 'content-disposition': 'inline; filename="IMG_0001.HEIC"', 'content-length': body.length
+  }, body)
+  t.same([interim.status, final.status], [104, 201])
+  const file = await server.app.tus.waitForFile({ timeout: 10_000 })
+  t.teardown(() => file.release())
+  t.equal(file.id, idOf(final.headers.location), 'the upload')
+  t.equal(file.name, 'IMG_0001.HEIC', 'named as the client named it')
+  t.equal(file.record.metadata.filename, 'IMG_0001.HEIC', 'in the record\'s metadata')
+})
