@@ -22,6 +22,7 @@ export const FST_TUS_OFFSET_MISMATCH = createError('FST_TUS_OFFSET_MISMATCH', 'U
 export const FST_TUS_UPLOAD_NOT_FOUND = createError('FST_TUS_UPLOAD_NOT_FOUND', 'Upload not found', 404)
 export const FST_TUS_UPLOAD_LOCKED = createError('FST_TUS_UPLOAD_LOCKED', 'The upload is being written by another request; retry later', 423)
 export const FST_TUS_INSUFFICIENT_STORAGE = createError('FST_TUS_INSUFFICIENT_STORAGE', 'Not enough free disk space for the upload', 507)
+export const FST_TUS_RESERVATION_EXCEEDED = createError('FST_TUS_RESERVATION_EXCEEDED', 'The disk space reserved for uploads not yet sent is at its limit (%s bytes); send data to uploads in progress, or retry later', 507)
 export const FST_TUS_REQUEST_ABORTED = createError('FST_TUS_REQUEST_ABORTED', 'The client aborted the request', 400)
 export const FST_TUS_IDLE_TIMEOUT = createError('FST_TUS_IDLE_TIMEOUT', 'No bytes arrived for %s ms', 408)
 export const FST_TUS_SUPERSEDED = createError('FST_TUS_SUPERSEDED', 'A newer request for the same upload took over', 409)
@@ -40,6 +41,7 @@ export const FST_TUS_UPLOAD_EXPIRED = createError('FST_TUS_UPLOAD_EXPIRED', 'The
 export const FST_TUS_EXTENSION_DISABLED = createError('FST_TUS_EXTENSION_DISABLED', 'The %s extension is not enabled on this server', 400)
 export const FST_TUS_INVALID_CONCAT = createError('FST_TUS_INVALID_CONCAT', 'Invalid Upload-Concat: %s', 400)
 export const FST_TUS_CONCAT_FINAL_PATCH = createError('FST_TUS_CONCAT_FINAL_PATCH', 'A final upload is assembled from its partial uploads and cannot be patched', 403)
+export const FST_TUS_UNSUPPORTED_METHOD = createError('FST_TUS_UNSUPPORTED_METHOD', '%s is not served here; this URL serves %s', 405)
 export const FST_TUS_METHOD_NOT_ALLOWED = createError('FST_TUS_METHOD_NOT_ALLOWED', 'X-HTTP-Method-Override must be PATCH, DELETE or HEAD, got %s', 405)
 
 // The IETF resumable-upload draft's own refusals (its problem types are added where they are answered).

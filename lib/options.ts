@@ -7,7 +7,7 @@ import { HOOK_NAMES } from './hooks'
 
 const KNOWN = new Set([
   'prefix', 'directory', 'completedDir', 'directoryMode', 'maxSize', 'maxChunkSize',
-  'maxMetadataSize', 'fsync', 'preallocate', 'idleTimeout', 'underPressure', 'hooks', 'progressInterval', 'janitor',
+  'maxMetadataSize', 'fsync', 'preallocate', 'maxReserved', 'reservationTimeout', 'idleTimeout', 'underPressure', 'hooks', 'progressInterval', 'janitor',
   'extensions', 'expiration', 'cors', 'ietf'
 ])
 export const EXTENSIONS: readonly TusExtension[] = [
@@ -47,6 +47,8 @@ export function resolveOptions (input: FastifyTusOptions | undefined): ResolvedT
     maxMetadataSize: integer(input, 'maxMetadataSize', 4096, 1, 1024 * 1024),
     fsync: boolean(input, 'fsync', true),
     preallocate: boolean(input, 'preallocate', true),
+    maxReserved: maxReservedOption(input.maxReserved),
+    reservationTimeout: integer(input, 'reservationTimeout', 600_000, 0, 2 ** 31 - 1),
     idleTimeout: integer(input, 'idleTimeout', 60_000, 0, 2 ** 31 - 1),
     underPressure: underPressureOption(input.underPressure),
     hooks: hooksOption(input.hooks),
@@ -92,6 +94,17 @@ function limit (input: FastifyTusOptions, name: 'maxSize' | 'maxChunkSize'): num
     throw new FST_TUS_INVALID_OPTION(name, 'must be a positive integer number of bytes')
   }
   return value
+}
+
+// Bytes (Infinity for no budget), or a percentage of the filesystem's size.
+function maxReservedOption (value: unknown): ResolvedTusOptions['maxReserved'] {
+  if (value === undefined) return '25%'
+  if (value === Infinity || (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0)) return value
+  const percent = typeof value === 'string' ? /^(\d+(?:\.\d+)?)%$/.exec(value)?.[1] : undefined
+  if (percent === undefined || Number(percent) <= 0 || Number(percent) > 100) {
+    throw new FST_TUS_INVALID_OPTION('maxReserved', 'must be a number of bytes, Infinity, or a percentage of the filesystem like "25%"')
+  }
+  return value as `${number}%`
 }
 
 function boolean (input: FastifyTusOptions, name: 'fsync' | 'preallocate' | 'ietf', fallback: boolean): boolean {

@@ -112,3 +112,16 @@ t.test('ietf: false serves tus 1.0 only', async (t) => {
   t.same(responses.map((response) => response.status), [412], 'a draft request is a tus request without Tus-Resumable: no 104')
   t.equal(server.app.tus.options.ietf, false, 'the resolved option')
 })
+
+t.test('a method the draft does not serve at a URL is 405 with the draft\'s Allow; tus keeps its own', async (t) => {
+  const server = await startServer(t)
+  const url = await createEmpty(server, 8, 10)
+  const [posted] = await exchange(server.origin, `POST ${pathOf(url)} HTTP/1.1`, { 'upload-draft-interop-version': 8, 'content-length': 0 })
+  assertProblem(t, posted, 405, 'FST_TUS_UNSUPPORTED_METHOD', undefined, 'POST on an upload (no method override in the draft)')
+  t.equal(posted.headers.allow, 'DELETE, GET, HEAD, PATCH', 'Allow: what the draft serves there')
+  const [got] = await exchange(server.origin, `GET ${pathOf(url)} HTTP/1.1`, { 'tus-resumable': '1.0.0' })
+  t.equal(got.status, 405, 'GET is not tus\'s')
+  t.equal(got.headers.allow, 'DELETE, HEAD, PATCH, POST', 'Allow: what tus serves there')
+  const [put] = await exchange(server.origin, 'PUT /files HTTP/1.1', { 'tus-resumable': '1.0.0', 'content-length': 0 })
+  t.equal(put.headers.allow, 'OPTIONS, POST', 'nor is PUT')
+})

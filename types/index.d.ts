@@ -32,6 +32,15 @@ declare namespace fastifyTus {
     fsync?: boolean
     /** Reserve the whole Upload-Length on disk at creation (507 when it does not fit). Default `true`. */
     preallocate?: boolean
+    /**
+     * Budget of disk space reserved by preallocation and not written yet, over all uploads in
+     * `directory` (every process sharing it counts the same uploads): bytes, or a percentage of
+     * the size of the filesystem holding `directory`. A creation that would go over it is 507
+     * `FST_TUS_RESERVATION_EXCEEDED`. Default `'25%'`.
+     */
+    maxReserved?: number | `${number}%`
+    /** An upload without a write for this many ms gives its unwritten reservation back to the filesystem (taken again when it resumes); 0 for never. Default `600000` (10 min). */
+    reservationTimeout?: number
     /** A request body that sends nothing for this many ms is ended, its bytes kept, its lock freed; 0 for never. Default `60000`. */
     idleTimeout?: number
     /** Lifecycle hooks, by name; the same as calling `app.tus.addHook` for each. */
@@ -63,6 +72,8 @@ declare namespace fastifyTus {
     readonly maxMetadataSize: number
     readonly fsync: boolean
     readonly preallocate: boolean
+    readonly maxReserved: number | `${number}%`
+    readonly reservationTimeout: number
     readonly idleTimeout: number
     readonly underPressure: FastifyUnderPressureOptions | false
     readonly hooks: Readonly<TusHooksOption>
@@ -115,8 +126,11 @@ declare namespace fastifyTus {
 
   /** An upload about to be created, as tus:preCreate sees it. */
   export interface ProposedUpload {
+    /** For a final upload, the sum of its partial uploads' lengths. */
     length: number | null
     metadata: UploadMetadata
+    /** A final upload's partial uploads, in order, each already passed through `tus:preAccess`; absent for any other upload. */
+    partials?: readonly UploadRecord[]
   }
 
   /** What tus:preCreate may return. */
@@ -204,6 +218,11 @@ declare namespace fastifyTus {
     duration: number | null
     expiresAt: string | null
     concat: null | { partial: true } | { final: string[] }
+    /**
+     * Preallocation: `true` while the data file holds blocks up to `length`, `false` once an idle
+     * upload gave them back (taken again when it resumes); absent when nothing was reserved.
+     */
+    reserved?: boolean
   }
 
   export interface CreateUploadInput {

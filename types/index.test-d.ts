@@ -38,9 +38,12 @@ app.register(tus, {
   fsync: false,
   preallocate: false,
   ietf: false,
+  maxReserved: '10%',
+  reservationTimeout: 60_000,
   underPressure: { maxEventLoopDelay: 500, healthCheck: async () => true, healthCheckInterval: 1000 }
 })
 app.register(tus, { directory, completedDir, underPressure: false })
+app.register(tus, { directory, completedDir, maxReserved: 1024 ** 3 })
 
 // Both directories are required.
 expectError(app.register(tus, { directory }))
@@ -55,6 +58,10 @@ expectError(app.register(tus, { directory, completedDir, maxChunkSize: '1' }))
 expectError(app.register(tus, { directory, completedDir, fsync: 'yes' }))
 expectError(app.register(tus, { directory, completedDir, preallocate: 1 }))
 expectError(app.register(tus, { directory, completedDir, ietf: 'on' }))
+expectType<number | `${number}%`>(app.tus.options.maxReserved)
+expectType<number>(app.tus.options.reservationTimeout)
+expectError(app.register(tus, { directory, completedDir, maxReserved: 'a lot' }))
+expectError(app.register(tus, { directory, completedDir, reservationTimeout: '1s' }))
 expectError(app.register(tus, { directory, completedDir, underPressure: 5 }))
 expectError(app.register(tus, { directory, completedDir, underPressure: true }))
 expectError(app.register(tus, { directory, completedDir, prefix: 5 }))

@@ -27,6 +27,24 @@ export const SERVE_FLAGS: readonly Flag[] = [
   { name: 'completed-dir', value: 'DIR', help: 'finished uploads (default ./completed)', apply: (o, v: string) => { o.tus.completedDir = v } },
   { name: 'max-size', value: 'BYTES', help: 'largest upload accepted', apply: (o, v: string) => { o.tus.maxSize = integerFlag('--max-size', v) } },
   { name: 'max-chunk-size', value: 'BYTES', help: 'largest request body accepted', apply: (o, v: string) => { o.tus.maxChunkSize = integerFlag('--max-chunk-size', v) } },
+  {
+    name: 'idle-timeout',
+    value: 'MS',
+    help: 'end a request body that sends nothing for MS (0: never; default 60000)',
+    apply: (o, v: string) => { o.tus.idleTimeout = integerFlag('--idle-timeout', v) }
+  },
+  {
+    name: 'max-reserved',
+    value: 'BYTES',
+    help: 'budget of preallocated, unwritten disk space, in bytes or N% of the filesystem (default 25%)',
+    apply: (o, v: string) => { o.tus.maxReserved = v.endsWith('%') ? v as `${number}%` : integerFlag('--max-reserved', v) }
+  },
+  {
+    name: 'reservation-timeout',
+    value: 'MS',
+    help: 'an upload idle for MS gives its unwritten space back (0: never; default 600000)',
+    apply: (o, v: string) => { o.tus.reservationTimeout = integerFlag('--reservation-timeout', v) }
+  },
   { name: 'no-fsync', help: 'do not fsync (faster, not crash-safe)', apply: (o) => { o.tus.fsync = false } },
   {
     name: 'cors-origin',

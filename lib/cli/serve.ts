@@ -23,8 +23,20 @@ export function parseServeArgs (args: string[]): ServeOptions | undefined {
   return options
 }
 
+// Node's and Fastify's server timeouts, set for uploads that may take hours from
+// clients that may be hostile: no limit on a whole request (a stalled body is
+// the plugin's idleTimeout's to end), a short one on headers (a client trickling
+// them holds a socket for nothing) checked every second rather than every 30,
+// and idle keep-alive sockets closed after a while.
+export const SERVER_TIMEOUTS = Object.freeze({
+  requestTimeout: 0,
+  connectionTimeout: 0,
+  keepAliveTimeout: 10_000,
+  http: Object.freeze({ headersTimeout: 10_000, connectionsCheckingInterval: 1000 })
+})
+
 export async function createServer (options: ServeOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: { level: options.logLevel } })
+  const app = Fastify({ logger: { level: options.logLevel }, ...SERVER_TIMEOUTS, http: { ...SERVER_TIMEOUTS.http } })
   await app.register(fastifyTus, options.tus)
   return app
 }

@@ -15,6 +15,7 @@ import { HandOver } from './finish'
 import { isUploadId } from './ids'
 import { readRecord } from './record'
 import { settleWrites } from './takeover'
+import type { Reservations } from './reservations'
 import { terminate } from './terminate'
 import { BodyWriting } from './write'
 
@@ -26,6 +27,8 @@ export class FileStore implements TusStore {
   readonly uploads: Directory
   readonly completed: Directory
   private readonly context: StoreContext
+  /** The budget of reserved-but-unwritten disk space, shared with every process on the directory. */
+  readonly reservations: Reservations
   private readonly handOver: HandOver
   private readonly creation: Creation
   private readonly bodies: BodyWriting
@@ -37,6 +40,7 @@ export class FileStore implements TusStore {
     this.completedDir = context.completedDir
     this.uploads = context.uploads
     this.completed = context.completed
+    this.reservations = context.reservations
     this.handOver = new HandOver(context)
     this.creation = new Creation(context, this.handOver)
     this.bodies = new BodyWriting(context, this.handOver)
@@ -52,9 +56,12 @@ export class FileStore implements TusStore {
       await this.close()
       throw new FST_TUS_INVALID_OPTION('completedDir', 'must be on the same filesystem as directory')
     }
+    // Without preallocation nothing is reserved.
+    if (this.options.preallocate) await this.reservations.open()
   }
 
   async close (): Promise<void> {
+    await this.reservations.close()
     await this.uploads.close()
     await this.completed.close()
   }
