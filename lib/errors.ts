@@ -41,6 +41,10 @@ export const FST_TUS_UPLOAD_EXPIRED = createError('FST_TUS_UPLOAD_EXPIRED', 'The
 export const FST_TUS_EXTENSION_DISABLED = createError('FST_TUS_EXTENSION_DISABLED', 'The %s extension is not enabled on this server', 400)
 export const FST_TUS_INVALID_CONCAT = createError('FST_TUS_INVALID_CONCAT', 'Invalid Upload-Concat: %s', 400)
 export const FST_TUS_CONCAT_FINAL_PATCH = createError('FST_TUS_CONCAT_FINAL_PATCH', 'A final upload is assembled from its partial uploads and cannot be patched', 403)
+export const FST_TUS_UPLOAD_UNFINISHED = createError('FST_TUS_UPLOAD_UNFINISHED', 'The upload is not finished: %s of %s bytes received', 409)
+export const FST_TUS_UPLOAD_CLAIMED = createError('FST_TUS_UPLOAD_CLAIMED', 'The upload has been claimed by a worker and is no longer served', 423)
+export const FST_TUS_RANGE_NOT_SATISFIABLE = createError('FST_TUS_RANGE_NOT_SATISFIABLE', 'The Range asks for no byte of the upload', 416)
+export const FST_TUS_DOWNLOAD_PRECONDITION_FAILED = createError('FST_TUS_DOWNLOAD_PRECONDITION_FAILED', 'The upload does not match If-Match or If-Unmodified-Since', 412)
 export const FST_TUS_UNSUPPORTED_METHOD = createError('FST_TUS_UNSUPPORTED_METHOD', '%s is not served here; this URL serves %s', 405)
 export const FST_TUS_METHOD_NOT_ALLOWED = createError('FST_TUS_METHOD_NOT_ALLOWED', 'X-HTTP-Method-Override must be PATCH, DELETE or HEAD, got %s', 405)
 

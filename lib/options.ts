@@ -8,7 +8,7 @@ import { HOOK_NAMES } from './hooks'
 const KNOWN = new Set([
   'prefix', 'directory', 'completedDir', 'directoryMode', 'maxSize', 'maxChunkSize',
   'maxMetadataSize', 'fsync', 'preallocate', 'maxReserved', 'reservationTimeout', 'idleTimeout', 'underPressure', 'hooks', 'progressInterval', 'janitor',
-  'extensions', 'expiration', 'cors', 'ietf'
+  'extensions', 'expiration', 'cors', 'download', 'ietf'
 ])
 export const EXTENSIONS: readonly TusExtension[] = [
   'creation', 'creation-with-upload', 'creation-defer-length', 'termination', 'checksum', 'checksum-trailer',
@@ -57,6 +57,7 @@ export function resolveOptions (input: FastifyTusOptions | undefined): ResolvedT
     extensions: Object.freeze(extensions),
     expiration: extensions.includes('expiration') ? expirationOption(input.expiration) : false,
     cors: corsOption(input.cors),
+    download: boolean(input, 'download', false),
     ietf: boolean(input, 'ietf', true)
   })
 }
@@ -107,7 +108,7 @@ function maxReservedOption (value: unknown): ResolvedTusOptions['maxReserved'] {
   return value as `${number}%`
 }
 
-function boolean (input: FastifyTusOptions, name: 'fsync' | 'preallocate' | 'ietf', fallback: boolean): boolean {
+function boolean (input: FastifyTusOptions, name: 'fsync' | 'preallocate' | 'download' | 'ietf', fallback: boolean): boolean {
   const value = input[name]
   if (value === undefined) return fallback
   if (typeof value !== 'boolean') throw new FST_TUS_INVALID_OPTION(name, 'must be true or false')

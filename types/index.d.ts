@@ -55,6 +55,8 @@ declare namespace fastifyTus {
     expiration?: number | false
     /** CORS for browser clients: `true` for any origin, an origin, a list of origins, or a function deciding per origin. Default `false`. */
     cors?: boolean | string | string[] | ((origin: string) => boolean | Promise<boolean>)
+    /** Serve finished uploads still waiting in `completedDir` at `GET <prefix>/<id>` (Range, ETag, Content-Disposition). Default `false`. */
+    download?: boolean
     /** Options for @fastify/under-pressure on the tus routes, or `false` for none. Default `{ maxEventLoopDelay: 1000 }`. */
     underPressure?: FastifyUnderPressureOptions | false
     /** Also serve the IETF resumable-upload draft (interop versions 3 to 9) on the same prefix. Default `true`. */
@@ -84,6 +86,7 @@ declare namespace fastifyTus {
     readonly expiration: number | false
     readonly cors: false | true | string | readonly string[] | ((origin: string) => boolean | Promise<boolean>)
     readonly ietf: boolean
+    readonly download: boolean
   }
 
   export type TusExtension =

@@ -44,6 +44,12 @@ app.register(tus, {
 })
 app.register(tus, { directory, completedDir, underPressure: false })
 app.register(tus, { directory, completedDir, maxReserved: 1024 ** 3 })
+// Downloads of finished uploads: a switch.
+app.register(tus, { directory, completedDir, download: true })
+app.register(tus, { directory, completedDir, download: false })
+expectError(app.register(tus, { directory, completedDir, download: 'yes' }))
+expectError(app.register(tus, { directory, completedDir, download: { range: true } }))
+expectNotAssignable<FastifyTusOptions>({ directory, completedDir, download: 1 })
 
 // Both directories are required.
 expectError(app.register(tus, { directory }))
@@ -78,6 +84,8 @@ expectType<TusStore>(app.tus.store)
 expectType<string>(app.tus.options.prefix)
 expectType<number>(app.tus.options.maxSize)
 expectType<boolean>(app.tus.options.fsync)
+expectType<boolean>(app.tus.options.download)
+expectError(app.tus.options.download = true)
 expectType<string>(app.tus.store.directory)
 expectType<string>(app.tus.store.completedDir)
 

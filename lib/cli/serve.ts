@@ -1,26 +1,16 @@
 // `fastify-tus serve`: a tus server on its own, for trying the plugin out and
 // for driving it from other processes in tests.
-import { parseArgs, type ParseArgsConfig } from 'node:util'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { fastifyTus } from '../plugin'
+import { parseFlags } from './flags'
 import { SERVE_FLAGS, defaultServeOptions, serveHelp, type ServeOptions } from './serve-flags'
+import { uploadPage } from './upload-page'
 
 export type { ServeOptions } from './serve-flags'
 
 /** The options the arguments ask for, or undefined for --help. */
 export function parseServeArgs (args: string[]): ServeOptions | undefined {
-  const config: NonNullable<ParseArgsConfig['options']> = { help: { type: 'boolean', short: 'h' } }
-  for (const flag of SERVE_FLAGS) {
-    config[flag.name] = { type: flag.value === undefined ? 'boolean' : 'string', multiple: flag.multiple === true }
-  }
-  const { values } = parseArgs({ args, strict: true, options: config })
-  if (values.help === true) return undefined
-  const options = defaultServeOptions()
-  for (const flag of SERVE_FLAGS) {
-    const value = values[flag.name]
-    if (value !== undefined && value !== false) flag.apply(options, value)
-  }
-  return options
+  return parseFlags(args, SERVE_FLAGS, defaultServeOptions())?.options
 }
 
 // Node's and Fastify's server timeouts, set for uploads that may take hours from
@@ -36,8 +26,10 @@ export const SERVER_TIMEOUTS = Object.freeze({
 })
 
 export async function createServer (options: ServeOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: { level: options.logLevel }, ...SERVER_TIMEOUTS, http: { ...SERVER_TIMEOUTS.http } })
+  const app = Fastify({ logger: { level: options.logLevel }, trustProxy: options.trustProxy, ...SERVER_TIMEOUTS, http: { ...SERVER_TIMEOUTS.http } })
   await app.register(fastifyTus, options.tus)
+  // The page uploads to the tus routes of its own origin.
+  await app.register(uploadPage, { endpoint: app.tus.options.prefix, download: app.tus.options.download })
   return app
 }
 
@@ -50,6 +42,7 @@ export async function runServe (args: string[]): Promise<number> {
   const app = await createServer(options)
   const address = await app.listen({ port: options.port, host: options.host })
   process.stdout.write(`fastify-tus listening on ${address}${app.tus.options.prefix}\n`)
+  process.stdout.write(`upload page: ${address}/\n`)
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => { app.close().then(() => process.exit(0), () => process.exit(1)) })
   }

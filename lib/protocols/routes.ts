@@ -5,11 +5,12 @@
 // and error handler set here never leak into the application.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
 import type { ResolvedTusOptions } from '../../types/index'
+import { sendDownload, type DownloadContext } from '../download'
 import type { Hooks } from '../hooks'
 import { FST_TUS_UNSUPPORTED_METHOD, FST_TUS_UPLOAD_NOT_FOUND } from '../errors'
 import type { FileStore } from '../store/index'
 import { AllowedMethods } from './allowed-methods'
-import { protocolContext, uploadIdOf, withUploadId, type Protocol, type ProtocolContext, type RouteName } from './shared'
+import { protocolContext, uploadIdOf, withUploadId, type Handler, type Protocol, type ProtocolContext, type RouteName } from './shared'
 import { ietfProtocol } from './ietf'
 import { tusProtocol } from './tus'
 
@@ -54,12 +55,18 @@ export async function protocolRoutes (app: FastifyInstance, { options, store, ho
     return scoped[PROTOCOL]
   }
 
+  // A GET of an upload that its protocol does not answer (tus's) is a download, when downloads are on.
+  const download: DownloadContext = { completedDir: options.completedDir, hooks, get: (id) => store.get(id) }
+  const downloadHandler: Handler = async (request, reply) => await sendDownload(request, reply, uploadIdOf(request), download)
+  const handlerOf = (protocol: Protocol, name: RouteName): Handler | undefined =>
+    protocol.handlers[name] ?? (name === 'get' && options.download ? downloadHandler : undefined)
+
   // Learns the routes below, and any a protocol adds: a method none serves at a URL is 405.
   const allowed = new AllowedMethods(app)
   // The methods the request's protocol serves at its URL (tus has no GET or PUT, the draft no method override).
   const unserved = (request: FastifyRequest, reply: FastifyReply): FastifyError | undefined => {
-    const { handlers } = protocolOf(request)
-    const methods = allowed.at(request.url, (name) => handlers[name as RouteName] !== undefined)
+    const protocol = protocolOf(request)
+    const methods = allowed.at(request.url, (name) => handlerOf(protocol, name as RouteName) !== undefined)
     if (methods.length === 0) return undefined
     reply.header('Allow', methods.join(', '))
     return new FST_TUS_UNSUPPORTED_METHOD(request.method, methods.join(', '))
@@ -76,7 +83,8 @@ export async function protocolRoutes (app: FastifyInstance, { options, store, ho
     // A method no route serves here is 405 whatever its headers say: no protocol checks them.
     if (request.is404 && allowed.at(request.url).length > 0) return
     const route = (request.routeOptions.config as { uploadRoute?: RouteName } | undefined)?.uploadRoute
-    // Nor is a route the request's protocol does not serve (tus has no GET or PUT).
+    // Nor is a route the request's protocol does not serve (tus has no PUT), and a download speaks
+    // plain HTTP, whatever the protocol the upload came in by: a browser's link sends no protocol headers.
     if (route !== undefined && protocolOf(request).handlers[route] === undefined) return
     await protocolOf(request).onRequest(request, reply, route)
   })
@@ -94,8 +102,8 @@ export async function protocolRoutes (app: FastifyInstance, { options, store, ho
   })
 
   for (const { name, method, url } of ROUTES) {
-    // Only the routes some protocol serves: their methods are the ones Allow names.
-    if (!protocols.some((protocol) => protocol.handlers[name] !== undefined)) continue
+    // Only the routes something serves: their methods are the ones Allow names.
+    if (!protocols.some((protocol) => handlerOf(protocol, name) !== undefined)) continue
     app.route({
       method,
       url,
@@ -103,8 +111,7 @@ export async function protocolRoutes (app: FastifyInstance, { options, store, ho
       // GET is its own route here, never a copy of HEAD's.
       exposeHeadRoute: false,
       handler: async (request, reply) => {
-        const { handlers } = protocolOf(request)
-        const handler = handlers[name]
+        const handler = handlerOf(protocolOf(request), name)
         if (handler !== undefined) return await handler(request, reply)
         throw unserved(request, reply) ?? new FST_TUS_UPLOAD_NOT_FOUND()
       }
