@@ -142,3 +142,16 @@ t.test('a HEAD stops an append still streaming into the upload, and gives the of
   t.equal(rest.headers['upload-complete'], '?1', 'resumed to the end')
   await assertCompleted(t, server, { id: idOf(url), sha256: sha256(source), length: source.length })
 })
+
+t.test('with downloads on, GET of an upload is the draft\'s offset retrieval for its requests and a download for any other', async (t) => {
+  const server = await startServer(t, { download: true })
+  const source = Buffer.from('downloadable bytes')
+  const [created] = await exchange(server.origin, 'POST /files HTTP/1.1', { 'upload-draft-interop-version': 9, 'upload-complete': '?1', 'content-length': source.length }, source)
+  const url = created.headers.location
+  const offset = await head(server, url, 9, 'GET')
+  t.equal(offset.status, 204, 'the draft\'s GET: 204')
+  t.equal(offset.headers['upload-offset'], String(source.length), 'its offset')
+  const [downloaded] = await exchange(server.origin, `GET ${pathOf(url)} HTTP/1.1`, {})
+  t.equal(downloaded.status, 200, 'a plain GET downloads it')
+  t.equal(downloaded.text, source.toString(), 'its bytes')
+})
