@@ -7,8 +7,8 @@ import { HOOK_NAMES } from './hooks'
 
 const KNOWN = new Set([
   'prefix', 'directory', 'completedDir', 'directoryMode', 'maxSize', 'maxChunkSize',
-  'maxMetadataSize', 'fsync', 'preallocate', 'idleTimeout', 'underPressure', 'hooks', 'progressInterval', 'janitor',
-  'extensions', 'expiration', 'cors'
+  'maxMetadataSize', 'fsync', 'preallocate', 'maxReserved', 'reservationTimeout', 'idleTimeout', 'underPressure', 'hooks', 'progressInterval', 'janitor',
+  'extensions', 'expiration', 'cors', 'download'
 ])
 export const EXTENSIONS: readonly TusExtension[] = [
   'creation', 'creation-with-upload', 'creation-defer-length', 'termination', 'checksum', 'checksum-trailer',
@@ -47,6 +47,8 @@ export function resolveOptions (input: FastifyTusOptions | undefined): ResolvedT
     maxMetadataSize: integer(input, 'maxMetadataSize', 4096, 1, 1024 * 1024),
     fsync: boolean(input, 'fsync', true),
     preallocate: boolean(input, 'preallocate', true),
+    maxReserved: maxReservedOption(input.maxReserved),
+    reservationTimeout: integer(input, 'reservationTimeout', 600_000, 0, 2 ** 31 - 1),
     idleTimeout: integer(input, 'idleTimeout', 60_000, 0, 2 ** 31 - 1),
     underPressure: underPressureOption(input.underPressure),
     hooks: hooksOption(input.hooks),
@@ -54,7 +56,8 @@ export function resolveOptions (input: FastifyTusOptions | undefined): ResolvedT
     janitor: janitorOption(input.janitor),
     extensions: Object.freeze(extensions),
     expiration: extensions.includes('expiration') ? expirationOption(input.expiration) : false,
-    cors: corsOption(input.cors)
+    cors: corsOption(input.cors),
+    download: boolean(input, 'download', false)
   })
 }
 
@@ -93,7 +96,18 @@ function limit (input: FastifyTusOptions, name: 'maxSize' | 'maxChunkSize'): num
   return value
 }
 
-function boolean (input: FastifyTusOptions, name: 'fsync' | 'preallocate', fallback: boolean): boolean {
+// Bytes (Infinity for no budget), or a percentage of the filesystem's size.
+function maxReservedOption (value: unknown): ResolvedTusOptions['maxReserved'] {
+  if (value === undefined) return '25%'
+  if (value === Infinity || (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0)) return value
+  const percent = typeof value === 'string' ? /^(\d+(?:\.\d+)?)%$/.exec(value)?.[1] : undefined
+  if (percent === undefined || Number(percent) <= 0 || Number(percent) > 100) {
+    throw new FST_TUS_INVALID_OPTION('maxReserved', 'must be a number of bytes, Infinity, or a percentage of the filesystem like "25%"')
+  }
+  return value as `${number}%`
+}
+
+function boolean (input: FastifyTusOptions, name: 'fsync' | 'preallocate' | 'download', fallback: boolean): boolean {
   const value = input[name]
   if (value === undefined) return fallback
   if (typeof value !== 'boolean') throw new FST_TUS_INVALID_OPTION(name, 'must be true or false')

@@ -73,7 +73,7 @@ t.test('serve: limits from the flags, a full upload, SIGTERM', async (t) => {
   t.match(record, { id: idOf(url), length: 15, offset: 15, metadata: { filename: 'a.txt' }, finishedAt: String })
 
   // --log-level warn: none of the info lines above (requests, 413s, completion) were printed.
-  t.same(server.stdout().trim().split('\n'), [server.match[0]], 'stdout holds only the listening line')
+  t.same(server.stdout().trim().split('\n'), [server.match[0], server.match[0].replace(/^fastify-tus listening on (.*)\/files$/, 'upload page: $1/')], 'stdout holds only the listening lines')
   // The client's keep-alive connection is still open: closing must not wait for it.
   await stops(t, server, 'SIGTERM')
 })
@@ -126,6 +126,7 @@ t.test('fastify-tus --help prints the commands and exits 0', async (t) => {
   t.equal(ran.code, 0)
   t.match(ran.stdout, /^Usage: fastify-tus <command>/)
   t.match(ran.stdout, /serve/)
+  t.match(ran.stdout, /upload/)
   t.equal(ran.stderr, '')
 })
 

@@ -24,7 +24,8 @@ async function listing (disk: string): Promise<string[]> {
 
 t.test('an upload larger than the free space is refused at creation and leaves nothing', async (t) => {
   const disk = await smallDisk(t, '16m')
-  const server = await startServer(t, { directory: path.join(disk, 'uploads'), completedDir: path.join(disk, 'completed') })
+  // No reservation budget: the disk itself refuses (the budget is test/reservations.test.ts's).
+  const server = await startServer(t, { directory: path.join(disk, 'uploads'), completedDir: path.join(disk, 'completed'), maxReserved: Infinity })
   const refused = await send(server.endpoint, 'POST', { ...TUS, 'upload-length': String(64 * MiB) })
   t.equal(refused.statusCode, 507)
   t.equal(refused.json().code, 'FST_TUS_INSUFFICIENT_STORAGE')

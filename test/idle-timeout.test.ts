@@ -1,11 +1,11 @@
 // A client that goes silent mid-body must not hold its upload forever.
-import { execFileSync } from 'node:child_process'
 import { once } from 'node:events'
 import http from 'node:http'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { TUS, create, idOf, send, startServer } from './helpers'
+import { lockIsFree } from './process-helpers'
 
 function openPatch (url: string, offset: number, contentLength: number): http.ClientRequest {
   const request = http.request(url, {
@@ -14,16 +14,6 @@ function openPatch (url: string, offset: number, contentLength: number): http.Cl
   })
   request.on('error', () => {}) // the server hangs up on purpose
   return request
-}
-
-// flock(1) from another process: exit 0 when the lock is free.
-const lockIsFree = (file: string): boolean => {
-  try {
-    execFileSync('flock', ['-n', '-x', file, 'true'])
-    return true
-  } catch {
-    return false
-  }
 }
 
 t.test('a body silent for idleTimeout is ended, its bytes kept, its lock freed', async (t) => {

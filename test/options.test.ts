@@ -108,6 +108,19 @@ t.test('fsync and preallocate must be booleans', async (t) => {
   }
 })
 
+t.test('maxReserved is bytes, Infinity or a percentage; reservationTimeout ms', async (t) => {
+  const base = await dirs(t)
+  for (const maxReserved of [-1, 1.5, '1000', '0%', '101%', '25 %', null, '%']) {
+    await assertInvalid(t, { ...base, maxReserved }, 'maxReserved')
+  }
+  for (const reservationTimeout of [-1, 1.5, '1000', null, 2 ** 31]) {
+    await assertInvalid(t, { ...base, reservationTimeout }, 'reservationTimeout')
+  }
+  for (const maxReserved of [0, 1024, Infinity, '12.5%', '100%']) {
+    t.equal((await ready(t, { ...base, maxReserved })).tus.options.maxReserved, maxReserved, `maxReserved ${String(maxReserved)} is kept`)
+  }
+})
+
 t.test('underPressure must be an options object or false', async (t) => {
   const base = await dirs(t)
   for (const underPressure of [true, 5, [], null, 'on']) {
@@ -131,6 +144,8 @@ t.test('defaults, resolved and frozen', async (t) => {
   t.equal(options.maxMetadataSize, 4096)
   t.equal(options.fsync, true)
   t.equal(options.preallocate, true)
+  t.equal(options.maxReserved, '25%')
+  t.equal(options.reservationTimeout, 600_000)
   t.same(options.underPressure, { maxEventLoopDelay: 1000 })
   t.ok(options.underPressure !== false && Object.isFrozen(options.underPressure), 'nested under-pressure options are frozen too')
   t.throws(() => { (options as { maxSize: number }).maxSize = 1 }, TypeError, 'assigning an option throws')

@@ -10,6 +10,16 @@ export const CLI = path.join(ROOT, 'dist', 'cli', 'index.js')
 
 interface Teardown { teardown (fn: () => unknown): void }
 
+/** Whether another process could take the upload's flock now (flock(1), which exits 0 when it is free). */
+export function lockIsFree (file: string): boolean {
+  try {
+    execFileSync('flock', ['-n', '-x', file, 'true'])
+    return true
+  } catch {
+    return false
+  }
+}
+
 /** Builds dist/ when it is missing (npm test builds it before running tap). */
 export function ensureBuilt (): void {
   if (existsSync(path.join(ROOT, 'dist', 'index.js')) && existsSync(CLI)) return

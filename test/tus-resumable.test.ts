@@ -73,7 +73,7 @@ t.test('Tus-Resumable: 1.0.0 is on every answer but OPTIONS, successes and error
     { label: 'PATCH written', status: 204, run: () => patch(url, 0, 'abc') },
     { label: 'HEAD unknown upload', status: 404, run: () => send(unknown, 'HEAD', TUS) },
     { label: 'PATCH unknown upload', status: 404, code: 'FST_TUS_UPLOAD_NOT_FOUND', run: () => patch(unknown, 0, 'abc') },
-    { label: 'GET on an upload (no such route)', status: 404, code: 'FST_TUS_UPLOAD_NOT_FOUND', run: () => send(url, 'GET', TUS) },
+    { label: 'GET on an upload (no such route)', status: 405, code: 'FST_TUS_UNSUPPORTED_METHOD', run: () => send(url, 'GET', TUS) },
     { label: 'POST without length', status: 400, code: 'FST_TUS_MISSING_UPLOAD_LENGTH', run: () => send(server.endpoint, 'POST', TUS) },
     { label: 'PATCH with invalid offset', status: 400, code: 'FST_TUS_INVALID_UPLOAD_OFFSET', run: () => send(url, 'PATCH', { ...octet, 'upload-offset': 'x' }, 'a') },
     { label: 'PATCH at the wrong offset', status: 409, code: 'FST_TUS_OFFSET_MISMATCH', run: () => patch(url, 0, 'abc') },

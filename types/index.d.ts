@@ -32,6 +32,15 @@ declare namespace fastifyTus {
     fsync?: boolean
     /** Reserve the whole Upload-Length on disk at creation (507 when it does not fit). Default `true`. */
     preallocate?: boolean
+    /**
+     * Budget of disk space reserved by preallocation and not written yet, over all uploads in
+     * `directory` (every process sharing it counts the same uploads): bytes, or a percentage of
+     * the size of the filesystem holding `directory`. A creation that would go over it is 507
+     * `FST_TUS_RESERVATION_EXCEEDED`. Default `'25%'`.
+     */
+    maxReserved?: number | `${number}%`
+    /** An upload without a write for this many ms gives its unwritten reservation back to the filesystem (taken again when it resumes); 0 for never. Default `600000` (10 min). */
+    reservationTimeout?: number
     /** A request body that sends nothing for this many ms is ended, its bytes kept, its lock freed; 0 for never. Default `60000`. */
     idleTimeout?: number
     /** Lifecycle hooks, by name; the same as calling `app.tus.addHook` for each. */
@@ -46,6 +55,8 @@ declare namespace fastifyTus {
     expiration?: number | false
     /** CORS for browser clients: `true` for any origin, an origin, a list of origins, or a function deciding per origin. Default `false`. */
     cors?: boolean | string | string[] | ((origin: string) => boolean | Promise<boolean>)
+    /** Serve finished uploads still waiting in `completedDir` at `GET <prefix>/<id>` (Range, ETag, Content-Disposition). Default `false`. */
+    download?: boolean
     /** Options for @fastify/under-pressure on the tus routes, or `false` for none. Default `{ maxEventLoopDelay: 1000 }`. */
     underPressure?: FastifyUnderPressureOptions | false
   }
@@ -61,6 +72,8 @@ declare namespace fastifyTus {
     readonly maxMetadataSize: number
     readonly fsync: boolean
     readonly preallocate: boolean
+    readonly maxReserved: number | `${number}%`
+    readonly reservationTimeout: number
     readonly idleTimeout: number
     readonly underPressure: FastifyUnderPressureOptions | false
     readonly hooks: Readonly<TusHooksOption>
@@ -70,6 +83,7 @@ declare namespace fastifyTus {
     /** `false` when the expiration extension is off. */
     readonly expiration: number | false
     readonly cors: false | true | string | readonly string[] | ((origin: string) => boolean | Promise<boolean>)
+    readonly download: boolean
   }
 
   export type TusExtension =
@@ -112,8 +126,11 @@ declare namespace fastifyTus {
 
   /** An upload about to be created, as tus:preCreate sees it. */
   export interface ProposedUpload {
+    /** For a final upload, the sum of its partial uploads' lengths. */
     length: number | null
     metadata: UploadMetadata
+    /** A final upload's partial uploads, in order, each already passed through `tus:preAccess`; absent for any other upload. */
+    partials?: readonly UploadRecord[]
   }
 
   /** What tus:preCreate may return. */
@@ -201,6 +218,11 @@ declare namespace fastifyTus {
     duration: number | null
     expiresAt: string | null
     concat: null | { partial: true } | { final: string[] }
+    /**
+     * Preallocation: `true` while the data file holds blocks up to `length`, `false` once an idle
+     * upload gave them back (taken again when it resumes); absent when nothing was reserved.
+     */
+    reserved?: boolean
   }
 
   export interface CreateUploadInput {

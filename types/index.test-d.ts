@@ -37,9 +37,18 @@ app.register(tus, {
   maxMetadataSize: 1024,
   fsync: false,
   preallocate: false,
+  maxReserved: '10%',
+  reservationTimeout: 60_000,
   underPressure: { maxEventLoopDelay: 500, healthCheck: async () => true, healthCheckInterval: 1000 }
 })
 app.register(tus, { directory, completedDir, underPressure: false })
+app.register(tus, { directory, completedDir, maxReserved: 1024 ** 3 })
+// Downloads of finished uploads: a switch.
+app.register(tus, { directory, completedDir, download: true })
+app.register(tus, { directory, completedDir, download: false })
+expectError(app.register(tus, { directory, completedDir, download: 'yes' }))
+expectError(app.register(tus, { directory, completedDir, download: { range: true } }))
+expectNotAssignable<FastifyTusOptions>({ directory, completedDir, download: 1 })
 
 // Both directories are required.
 expectError(app.register(tus, { directory }))
@@ -53,6 +62,10 @@ expectError(app.register(tus, { directory, completedDir, maxSize: '1' }))
 expectError(app.register(tus, { directory, completedDir, maxChunkSize: '1' }))
 expectError(app.register(tus, { directory, completedDir, fsync: 'yes' }))
 expectError(app.register(tus, { directory, completedDir, preallocate: 1 }))
+expectType<number | `${number}%`>(app.tus.options.maxReserved)
+expectType<number>(app.tus.options.reservationTimeout)
+expectError(app.register(tus, { directory, completedDir, maxReserved: 'a lot' }))
+expectError(app.register(tus, { directory, completedDir, reservationTimeout: '1s' }))
 expectError(app.register(tus, { directory, completedDir, underPressure: 5 }))
 expectError(app.register(tus, { directory, completedDir, underPressure: true }))
 expectError(app.register(tus, { directory, completedDir, prefix: 5 }))
@@ -68,6 +81,8 @@ expectType<TusStore>(app.tus.store)
 expectType<string>(app.tus.options.prefix)
 expectType<number>(app.tus.options.maxSize)
 expectType<boolean>(app.tus.options.fsync)
+expectType<boolean>(app.tus.options.download)
+expectError(app.tus.options.download = true)
 expectType<string>(app.tus.store.directory)
 expectType<string>(app.tus.store.completedDir)
 

@@ -1,16 +1,19 @@
 #!/usr/bin/env node
 // `fastify-tus <command>`: the command-line entry.
 import { runServe } from './serve'
+import { runUpload } from './upload'
 
 const USAGE = `Usage: fastify-tus <command> [options]
 
 Commands:
   serve    run a tus upload server (fastify-tus serve --help)
+  upload   upload files to a tus server, resuming across runs (fastify-tus upload --help)
 `
 
 async function main (argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   if (command === 'serve') return await runServe(rest)
+  if (command === 'upload') return await runUpload(rest)
   if (command === undefined || command === '--help' || command === '-h') {
     process.stdout.write(USAGE)
     return command === undefined ? 1 : 0

@@ -3,10 +3,13 @@
 // protocol that claims it. Bodies stay streams of any content type; each
 // protocol checks the Content-Type it accepts. The content-type parsers, hooks
 // and error handler set here never leak into the application.
-import type { FastifyError, FastifyInstance, FastifyRequest, HTTPMethods } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
 import type { ResolvedTusOptions } from '../../types/index'
+import { sendDownload, type DownloadContext } from '../download'
 import type { Hooks } from '../hooks'
+import { FST_TUS_UNSUPPORTED_METHOD } from '../errors'
 import type { FileStore } from '../store/index'
+import { AllowedMethods } from './allowed-methods'
 import { protocolContext, uploadIdOf, withUploadId, type Protocol, type ProtocolContext, type RouteName } from './shared'
 import { tusProtocol } from './tus'
 
@@ -48,6 +51,15 @@ export async function protocolRoutes (app: FastifyInstance, { options, store, ho
     return scoped[PROTOCOL]
   }
 
+  // Learns the routes below, and any a protocol adds: a method none serves at a URL is 405.
+  const allowed = new AllowedMethods(app)
+  const unserved = (request: FastifyRequest, reply: FastifyReply): FastifyError | undefined => {
+    const methods = allowed.at(request.url)
+    if (methods.length === 0) return undefined
+    reply.header('Allow', methods.join(', '))
+    return new FST_TUS_UNSUPPORTED_METHOD(request.method, methods.join(', '))
+  }
+
   // Bodies stay streams: the store reads them straight into the data file.
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, payload, done) => { done(null, payload) })
@@ -56,12 +68,25 @@ export async function protocolRoutes (app: FastifyInstance, { options, store, ho
   app.addHook('onRequest', async (request, reply) => {
     const id = uploadIdOf(request)
     if (id !== '') withUploadId(request, reply, id)
-    const route = (request.routeOptions.config as { uploadRoute?: RouteName } | undefined)?.uploadRoute
+    // A method no route serves here is 405 whatever its headers say: no protocol checks them.
+    if (request.is404 && allowed.at(request.url).length > 0) return
+    const route = (request.routeOptions.config as { uploadRoute?: RouteName | 'download' } | undefined)?.uploadRoute
+    // A download speaks plain HTTP, whatever the protocol the upload came in by: a browser's link sends no protocol headers.
+    if (route === 'download') return
     await protocolOf(request).onRequest(request, reply, route)
   })
   // Hooks that run before this context's own (under-pressure's) may refuse before a protocol was chosen: it is chosen then.
-  app.setErrorHandler((error: FastifyError, request, reply) => { protocolOf(request).replyError(error, request, reply) })
-  app.setNotFoundHandler(async (request, reply) => await protocolOf(request).handlers.notFound(request, reply))
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    // What Fastify itself refuses on the way to a method no route serves (a malformed
+    // Content-Type, QUERY without one) is answered as that method's absence.
+    const framework = typeof error.code === 'string' && error.code.startsWith('FST_ERR_')
+    protocolOf(request).replyError((request.is404 && framework ? unserved(request, reply) : undefined) ?? error, request, reply)
+  })
+  app.setNotFoundHandler(async (request, reply) => {
+    const refusal = unserved(request, reply)
+    if (refusal !== undefined) throw refusal
+    await protocolOf(request).handlers.notFound(request, reply)
+  })
 
   for (const { name, method, url } of ROUTES) {
     app.route({
@@ -70,5 +95,9 @@ export async function protocolRoutes (app: FastifyInstance, { options, store, ho
       config: { uploadRoute: name },
       handler: async (request, reply) => await protocolOf(request).handlers[name](request, reply)
     })
+  }
+  if (options.download) {
+    const download: DownloadContext = { completedDir: options.completedDir, hooks, get: (id) => store.get(id) }
+    app.get(UPLOAD_URL, { config: { uploadRoute: 'download' } }, async (request, reply) => await sendDownload(request, reply, uploadIdOf(request), download))
   }
 }

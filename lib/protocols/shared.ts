@@ -4,7 +4,7 @@
 // own headers and writes its own answers; everything else comes from here.
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import type { ResolvedTusOptions, UploadMetadata, UploadRecord, WriteUploadInput, WriteUploadResult } from '../../types/index'
+import type { ProposedUpload, ResolvedTusOptions, UploadMetadata, UploadRecord, WriteUploadInput, WriteUploadResult } from '../../types/index'
 import { FST_TUS_CHUNK_TOO_LARGE, FST_TUS_IDLE_TIMEOUT } from '../errors'
 import { parseContentLength } from '../headers'
 import type { Hooks } from '../hooks'
@@ -60,7 +60,7 @@ export function maxBytesOf (context: ProtocolContext): number | undefined {
 }
 
 /** tus:preCreate over a proposed upload: what the listeners return replaces the metadata and adds server metadata. */
-export async function preCreate (context: ProtocolContext, request: FastifyRequest, proposal: { length: number | null, metadata: UploadMetadata }): Promise<{ metadata: UploadMetadata, serverMetadata: Record<string, unknown> }> {
+export async function preCreate (context: ProtocolContext, request: FastifyRequest, proposal: ProposedUpload): Promise<{ metadata: UploadMetadata, serverMetadata: Record<string, unknown> }> {
   let { metadata } = proposal
   let serverMetadata: Record<string, unknown> = {}
   try {

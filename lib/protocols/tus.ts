@@ -3,7 +3,7 @@
 // Tus-Resumable check and the Content-Type a tus body must have are tus's own.
 import type { Readable } from 'node:stream'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import type { TusExtension, UploadRecord, WriteUploadInput } from '../../types/index'
+import type { ProposedUpload, TusExtension, UploadRecord, WriteUploadInput } from '../../types/index'
 import {
   FST_TUS_EXTENSION_DISABLED,
   FST_TUS_INVALID_CHECKSUM,
@@ -70,6 +70,9 @@ export function tusProtocol (context: ProtocolContext): Protocol {
 }
 
 function checkTusRequest (request: FastifyRequest, reply: FastifyReply, route: RouteName | undefined): void {
+  // Some clients label an empty body (aiohttp, and so tus-py-client's asyncio mode, sends
+  // application/octet-stream with an empty creation): only a PATCH's type matters without a body.
+  if (!hasBody(request) && !isPatch(request, route) && !isTusContentType(request.headers['content-type'])) delete request.headers['content-type']
   if (request.method === 'OPTIONS') return
   // Set first, so that every answer, errors included, carries it.
   reply.header('Tus-Resumable', TUS_VERSION)
@@ -79,6 +82,8 @@ function checkTusRequest (request: FastifyRequest, reply: FastifyReply, route: R
 }
 
 function replyTusError (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  // Fastify's own refusal of a Content-Type it cannot parse, told in tus's terms.
+  if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') error = new FST_TUS_INVALID_CONTENT_TYPE(JSON.stringify(request.headers['content-type'] ?? null))
   sendError(error, request, reply, (statusCode) => {
     if (request.method !== 'OPTIONS') reply.header('Tus-Resumable', TUS_VERSION)
     if (statusCode === 412) reply.header('Tus-Version', TUS_VERSION)
@@ -105,7 +110,9 @@ async function createUpload (tus: Tus, request: FastifyRequest, reply: FastifyRe
   if (final && (headers['upload-length'] !== undefined || headers['upload-defer-length'] !== undefined)) {
     throw new FST_TUS_INVALID_CONCAT('a final upload takes no Upload-Length; it is the sum of its partial uploads')
   }
-  const length = final ? null : parseCreationLength(headers['upload-length'], headers['upload-defer-length'])
+  // Every partial named must be the requester's to touch, checked before anything is assembled.
+  const partials = final ? await accessPartials(tus, request, concat.final) : undefined
+  const length = partials !== undefined ? finalLength(partials) : parseCreationLength(headers['upload-length'], headers['upload-defer-length'])
   if (body !== undefined) {
     requireExtension(tus, 'creation-with-upload')
     if (final) throw new FST_TUS_INVALID_CONCAT('a final upload takes no data; it is made of its partial uploads')
@@ -116,9 +123,10 @@ async function createUpload (tus: Tus, request: FastifyRequest, reply: FastifyRe
   if (body !== undefined && length !== null && contentLength !== undefined && contentLength > length) {
     throw new FST_TUS_UPLOAD_LENGTH_EXCEEDED(length)
   }
-  const proposal = { length, metadata: parseMetadata(headers['upload-metadata'], tus.options.maxMetadataSize) }
-  const { metadata, serverMetadata } = await preCreate(tus, request, proposal)
-  const input = { length, metadata, serverMetadata, concat, allowUnfinishedPartials: tus.enabled.has('concatenation-unfinished') }
+  const metadata = parseMetadata(headers['upload-metadata'], tus.options.maxMetadataSize)
+  const proposal: ProposedUpload = partials === undefined ? { length, metadata } : { length, metadata, partials }
+  const accepted = await preCreate(tus, request, proposal)
+  const input = { length: final ? null : length, metadata: accepted.metadata, serverMetadata: accepted.serverMetadata, concat, allowUnfinishedPartials: tus.enabled.has('concatenation-unfinished') }
   const onCreated = (record: UploadRecord): Promise<void> => announceCreated(tus, request, reply, record)
   let record: UploadRecord
   if (body === undefined) {
@@ -203,6 +211,14 @@ function tusBody (request: FastifyRequest): Readable | undefined {
   return request.body as Readable
 }
 
+function hasBody (request: FastifyRequest): boolean {
+  const { headers } = request
+  return headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0')
+}
+
+const isPatch = (request: FastifyRequest, route: RouteName | undefined): boolean =>
+  route === 'patch' || (route === 'override' && request.headers['x-http-method-override'] === 'PATCH')
+
 function checkPatchContentType (request: FastifyRequest): void {
   const type = request.headers['content-type']
   if (!isTusContentType(type)) throw new FST_TUS_INVALID_CONTENT_TYPE(JSON.stringify(type ?? null))
@@ -214,6 +230,18 @@ function isTusContentType (type: string | undefined): boolean {
 
 function requireExtension ({ enabled }: Tus, extension: TusExtension): void {
   if (!enabled.has(extension)) throw new FST_TUS_EXTENSION_DISABLED(extension)
+}
+
+// The partial uploads of a final, each through tus:preAccess with the creating request.
+async function accessPartials (tus: Tus, request: FastifyRequest, ids: string[]): Promise<UploadRecord[]> {
+  const records = await Promise.all(ids.map((id) => tus.store.get(id)))
+  for (const record of records) await tus.hooks.run('tus:preAccess', request, record)
+  return records
+}
+
+// A final upload's length, as it will be: the sum of its partials' (unknown while one is deferred).
+function finalLength (partials: UploadRecord[]): number | null {
+  return partials.every((partial) => partial.length !== null) ? partials.reduce((sum, partial) => sum + partial.length!, 0) : null
 }
 
 function concatOf (tus: Tus, request: FastifyRequest): NonNullable<UploadRecord['concat']> | undefined {

@@ -5,6 +5,7 @@ import type { UploadRecord } from '../../types/index'
 import { Directory } from './directory'
 import { unlinkIfPresent } from './files'
 import { recordName } from './record'
+import { Reservations } from './reservations'
 
 export interface FileStoreOptions {
   directory: string
@@ -13,6 +14,12 @@ export interface FileStoreOptions {
   maxSize: number
   fsync: boolean
   preallocate: boolean
+  /** Budget of reserved-but-unwritten bytes: bytes, or a percentage of the filesystem's size. */
+  maxReserved: number | `${number}%`
+  /** ms without a write after which an upload's unwritten reservation is given back; 0 for never. */
+  reservationTimeout: number
+  /** ms between two recounts of the reservations on disk (default from reservationTimeout). */
+  reservationRefresh?: number
   /** ms without a write after which an unfinished upload expires, or false. */
   expiration: number | false
   /** During a long write, make bytes durable and record the offset every this many bytes. */
@@ -32,6 +39,7 @@ export class StoreContext {
   readonly takeoverTimeout: number
   // Uploads created with data whose names are not durable yet: the write that follows makes them so.
   readonly unnamed = new Set<string>()
+  readonly reservations: Reservations
 
   constructor (readonly options: FileStoreOptions) {
     this.directory = options.directory
@@ -40,6 +48,13 @@ export class StoreContext {
     this.completed = new Directory(options.completedDir)
     this.checkpointBytes = options.checkpointBytes ?? 64 * 1024 * 1024
     this.takeoverTimeout = options.takeoverTimeout ?? 2000
+    this.reservations = new Reservations({
+      directory: this.uploads,
+      fsync: options.fsync,
+      maxReserved: options.maxReserved,
+      reservationTimeout: options.reservationTimeout,
+      refreshInterval: options.reservationRefresh
+    })
   }
 
   isExpired (record: UploadRecord, now: number): boolean {

@@ -18,7 +18,6 @@ import { RECORD_ROOM, isDiskFull, limitOf, storageError, streamFailure, type Bod
 import { pump } from './pump'
 import { writeRecord } from './record'
 import { UploadSink } from './sink'
-import { reserve } from './space'
 import type { BodyWriting } from './write'
 
 export interface CreatedCallback {
@@ -113,7 +112,8 @@ export class CreationWithData {
     try {
       await rename(dataPath, path.join(store.directory, record.id))
       current = path.join(store.directory, record.id)
-      if (store.options.preallocate && record.offset < record.length!) await reserve(handle.fd, store.directory, record.length!)
+      // Its bytes arrived: over the budget it is kept, unreserved.
+      if (store.options.preallocate && record.offset < record.length!) await store.reservations.preallocate(handle, record, true)
       await writeRecord(store.uploads, record, store.options.fsync)
     } catch (error) {
       await unlinkIfPresent(current)

@@ -9,7 +9,6 @@ import type { HandOver } from './finish'
 import { newUploadId } from './ids'
 import { storageError } from './limits'
 import { writeRecord } from './record'
-import { reserve } from './space'
 
 export class Creation {
   constructor (private readonly store: StoreContext, private readonly handOver: HandOver) {}
@@ -27,7 +26,7 @@ export class Creation {
     const dataPath = path.join(store.directory, record.id)
     const handle = await open(dataPath, 'wx', 0o644)
     try {
-      if (length !== null && length > 0 && store.options.preallocate) await reserve(handle.fd, store.directory, length)
+      if (length !== null && length > 0 && store.options.preallocate) await store.reservations.preallocate(handle, record, false)
       // The directory fsync in writeRecord also makes the new data file's name durable.
       await writeRecord(store.uploads, record, store.options.fsync, !withData)
       if (withData) store.unnamed.add(record.id)

@@ -48,6 +48,7 @@ export class HandOver {
       await placeData()
     }
     const finishedAt = Date.now()
+    delete record.reserved // nothing is left to write
     record.finishedAt = new Date(finishedAt).toISOString()
     record.duration = finishedAt - Date.parse(record.createdAt)
     if (!isPartial(record)) record.expiresAt = null

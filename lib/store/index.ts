@@ -13,6 +13,7 @@ import type { Directory } from './directory'
 import { HandOver } from './finish'
 import { isUploadId } from './ids'
 import { readRecord } from './record'
+import type { Reservations } from './reservations'
 import { terminate } from './terminate'
 import { BodyWriting } from './write'
 
@@ -24,6 +25,8 @@ export class FileStore implements TusStore {
   readonly uploads: Directory
   readonly completed: Directory
   private readonly context: StoreContext
+  /** The budget of reserved-but-unwritten disk space, shared with every process on the directory. */
+  readonly reservations: Reservations
   private readonly handOver: HandOver
   private readonly creation: Creation
   private readonly bodies: BodyWriting
@@ -35,6 +38,7 @@ export class FileStore implements TusStore {
     this.completedDir = context.completedDir
     this.uploads = context.uploads
     this.completed = context.completed
+    this.reservations = context.reservations
     this.handOver = new HandOver(context)
     this.creation = new Creation(context, this.handOver)
     this.bodies = new BodyWriting(context, this.handOver)
@@ -50,9 +54,12 @@ export class FileStore implements TusStore {
       await this.close()
       throw new FST_TUS_INVALID_OPTION('completedDir', 'must be on the same filesystem as directory')
     }
+    // Without preallocation nothing is reserved.
+    if (this.options.preallocate) await this.reservations.open()
   }
 
   async close (): Promise<void> {
+    await this.reservations.close()
     await this.uploads.close()
     await this.completed.close()
   }

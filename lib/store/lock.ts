@@ -3,10 +3,10 @@
 // and the kernel frees the lock when its holder dies.
 import { flock } from 'fs-ext'
 
-/** Takes the lock without waiting; false when another open file description holds it. */
-export function tryLock (fd: number): Promise<boolean> {
+/** Takes the lock without waiting (shared: one that only exclusive holders refuse); false when another open file description holds it. */
+export function tryLock (fd: number, mode: 'exnb' | 'shnb' = 'exnb'): Promise<boolean> {
   return new Promise((resolve, reject) => {
-    flock(fd, 'exnb', (error) => {
+    flock(fd, mode, (error) => {
       if (error === null) resolve(true)
       else if (error.code === 'EAGAIN' || error.code === 'EWOULDBLOCK') resolve(false)
       else reject(error)

@@ -21,20 +21,30 @@ const errnoNames = new Map(Object.entries(constants.errno).map(([name, errno]) =
 /** True when posix_fallocate is available; without it creation only checks free space. */
 export const canPreallocate = addon !== undefined
 
-export function freeBytes (directory: string): Promise<number> {
+function statFs (directory: string, bytes: (stats: { f_bavail: number, f_blocks: number, f_frsize: number }) => number): Promise<number> {
   return new Promise((resolve, reject) => {
     statVFS(directory, (error, stats) => {
       if (error) reject(error)
-      else resolve(stats.f_bavail * stats.f_frsize)
+      else resolve(bytes(stats))
     })
   })
 }
 
-/** Makes room for `length` bytes in the open file; rejects with code ENOSPC when the disk cannot hold them. */
-export async function reserve (fd: number, directory: string, length: number): Promise<void> {
+export const freeBytes = (directory: string): Promise<number> => statFs(directory, (stats) => stats.f_bavail * stats.f_frsize)
+
+/** The size of the filesystem holding `directory`. */
+export const totalBytes = (directory: string): Promise<number> => statFs(directory, (stats) => stats.f_blocks * stats.f_frsize)
+
+/**
+ * Makes room for `length` bytes in the open file; rejects with code ENOSPC when
+ * the disk cannot hold them. True when the blocks are reserved, false when only
+ * free space could be checked.
+ */
+export async function reserve (fd: number, directory: string, length: number): Promise<boolean> {
   if (addon !== undefined) {
     try {
-      return await addon.fallocate(fd, 0, length)
+      await addon.fallocate(fd, 0, length)
+      return true
     } catch (error) {
       const code = errnoNames.get((error as { errno: number }).errno)
       // A filesystem that cannot reserve is asked how much is free instead.
@@ -44,4 +54,5 @@ export async function reserve (fd: number, directory: string, length: number): P
   if (await freeBytes(directory) < length) {
     throw Object.assign(new Error('not enough free space'), { code: 'ENOSPC' })
   }
+  return false
 }

@@ -10,6 +10,7 @@ import { openIfPresent } from './files'
 import { isUploadId } from './ids'
 import { tryLock } from './lock'
 import { readRecord } from './record'
+import { reservedBytes } from './reservations'
 import { takeLock } from './takeover'
 
 export async function terminate (store: StoreContext, concatenation: Concatenation, id: string): Promise<UploadRecord> {
@@ -28,6 +29,7 @@ async function terminateInProgress (store: StoreContext, concatenation: Concaten
     const record = await readRecord(store.directory, id)
     if (record === undefined) return undefined // handed over while we waited
     await store.removeFiles(store.directory, id)
+    store.reservations.give(reservedBytes(record))
     await concatenation.unlinked(id)
     return record
   } finally {

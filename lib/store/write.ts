@@ -66,11 +66,13 @@ export class BodyWriting {
       await tellHandedOver(await this.handOver.complete(record), input)
       return { record, written: 0, finished: true }
     }
+    await this.store.reservations.resume(handle, record)
     const lengthChanged = applyLength(record, input.length, this.store.options.maxSize)
     const start = record.offset
     const streamed = await this.stream(handle, record, source, input, writer)
     const written = streamed.written
     const finished = record.length === start + written
+    if (record.reserved === true) this.store.reservations.give(written)
     if (written > 0 || lengthChanged) await this.recordWritten(handle, record, written, finished, input)
     if (streamed.error !== undefined) throw streamFailure(streamed.error)
     return { record, written, finished }
