@@ -2,7 +2,8 @@
 // temporary file, fsync it, rename it over the record, fsync the directory.
 // A record is a few hundred bytes: its open, read, write, close and rename are
 // made in place (microseconds on a local disk, far less CPU than a trip through
-// the thread pool); only the fsyncs, which wait for the disk, go to the pool.
+// the thread pool); only what waits for the disk goes to the pool: the fsyncs,
+// and the creation of a durable record's temporary file (it waits for the journal).
 import { randomBytes } from 'node:crypto'
 import { closeSync, fsync as fsyncFd, open as openFd, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
 import { constants } from 'node:os'
