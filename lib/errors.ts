@@ -58,3 +58,8 @@ export const RETRY_AFTER: Readonly<Record<string, number>> = Object.freeze({
   // Room comes back as workers move finished uploads away, not within a second.
   FST_TUS_LOW_DISK_SPACE: 30
 })
+// The IETF resumable-upload draft's own refusals (its problem types are added where they are answered).
+export const FST_TUS_INVALID_UPLOAD_COMPLETE = createError('FST_TUS_INVALID_UPLOAD_COMPLETE', '%s must be a structured Boolean, ?0 or ?1', 400)
+export const FST_TUS_INCONSISTENT_LENGTH = createError('FST_TUS_INCONSISTENT_LENGTH', 'Inconsistent upload length: %s', 400)
+export const FST_TUS_UPLOAD_COMPLETED = createError('FST_TUS_UPLOAD_COMPLETED', 'The upload is already complete; it takes no more data', 400)
+export const FST_TUS_INVALID_PARTIAL_UPLOAD_TYPE = createError('FST_TUS_INVALID_PARTIAL_UPLOAD_TYPE', 'Content-Type must be application/partial-upload, got %s', 415)

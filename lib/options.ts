@@ -9,7 +9,7 @@ import { metricsRegistry } from './metrics'
 const KNOWN = new Set([
   'prefix', 'directory', 'completedDir', 'directoryMode', 'maxSize', 'maxChunkSize',
   'maxMetadataSize', 'fsync', 'preallocate', 'maxReserved', 'reservationTimeout', 'idleTimeout', 'underPressure', 'hooks', 'progressInterval', 'janitor',
-  'extensions', 'expiration', 'cors', 'download', 'metrics', 'minFreeSpace'
+  'extensions', 'expiration', 'cors', 'download', 'ietf', 'metrics', 'minFreeSpace'
 ])
 export const EXTENSIONS: readonly TusExtension[] = [
   'creation', 'creation-with-upload', 'creation-defer-length', 'termination', 'checksum', 'checksum-trailer',
@@ -59,6 +59,7 @@ export function resolveOptions (input: FastifyTusOptions | undefined): ResolvedT
     expiration: extensions.includes('expiration') ? expirationOption(input.expiration) : false,
     cors: corsOption(input.cors),
     download: boolean(input, 'download', false),
+    ietf: boolean(input, 'ietf', true),
     metrics: metricsOption(input.metrics),
     minFreeSpace: integer(input, 'minFreeSpace', 0, 0, Number.MAX_SAFE_INTEGER)
   })
@@ -110,7 +111,7 @@ function maxReservedOption (value: unknown): ResolvedTusOptions['maxReserved'] {
   return value as `${number}%`
 }
 
-function boolean (input: FastifyTusOptions, name: 'fsync' | 'preallocate' | 'download', fallback: boolean): boolean {
+function boolean (input: FastifyTusOptions, name: 'fsync' | 'preallocate' | 'download' | 'ietf', fallback: boolean): boolean {
   const value = input[name]
   if (value === undefined) return fallback
   if (typeof value !== 'boolean') throw new FST_TUS_INVALID_OPTION(name, 'must be true or false')

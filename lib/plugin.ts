@@ -95,7 +95,7 @@ interface ContextParts {
 async function protocolContext (child: FastifyInstance, { options, store, hooks, metrics, floor }: ContextParts): Promise<void> {
   // An application that already answers CORS with @fastify/cors covers these routes with its own settings.
   if (options.cors !== false && !child.hasRequestDecorator('corsPreflightEnabled')) {
-    await child.register(cors, corsOptions(options.cors))
+    await child.register(cors, corsOptions(options.cors, options.ietf))
     // @fastify/cors's own route answers preflights on upload URLs with a bare 200; tus's OPTIONS is 204.
     child.addHook('onSend', async (request, reply) => {
       if (request.method === 'OPTIONS' && reply.statusCode === 200) reply.code(204)

@@ -60,6 +60,8 @@ declare namespace fastifyTus {
     download?: boolean
     /** Options for @fastify/under-pressure on the tus routes, or `false` for none. Default `{ maxEventLoopDelay: 1000 }`. */
     underPressure?: FastifyUnderPressureOptions | false
+    /** Also serve the IETF resumable-upload draft (interop versions 3 to 9) on the same prefix. Default `true`. */
+    ietf?: boolean
     /** Prometheus metrics through prom-client: `true` for its default registry, or `{ registry }`. Default `false`. */
     metrics?: boolean | TusMetricsOptions
     /** Creations are refused (503 + Retry-After) while the upload filesystem has fewer free bytes than this; 0 for no floor. Default `0`. */
@@ -102,6 +104,7 @@ declare namespace fastifyTus {
     /** `false` when the expiration extension is off. */
     readonly expiration: number | false
     readonly cors: false | true | string | readonly string[] | ((origin: string) => boolean | Promise<boolean>)
+    readonly ietf: boolean
     readonly download: boolean
     /** The registry the metrics are in, or `false`. */
     readonly metrics: Registry | false

@@ -39,6 +39,7 @@ app.register(tus, {
   maxMetadataSize: 1024,
   fsync: false,
   preallocate: false,
+  ietf: false,
   maxReserved: '10%',
   reservationTimeout: 60_000,
   underPressure: { maxEventLoopDelay: 500, healthCheck: async () => true, healthCheckInterval: 1000 }
@@ -64,6 +65,7 @@ expectError(app.register(tus, { directory, completedDir, maxSize: '1' }))
 expectError(app.register(tus, { directory, completedDir, maxChunkSize: '1' }))
 expectError(app.register(tus, { directory, completedDir, fsync: 'yes' }))
 expectError(app.register(tus, { directory, completedDir, preallocate: 1 }))
+expectError(app.register(tus, { directory, completedDir, ietf: 'on' }))
 expectType<number | `${number}%`>(app.tus.options.maxReserved)
 expectType<number>(app.tus.options.reservationTimeout)
 expectError(app.register(tus, { directory, completedDir, maxReserved: 'a lot' }))
@@ -79,6 +81,7 @@ expectNotAssignable<FastifyTusOptions>({ directory, completedDir, underPressure:
 // The decorator, as the application sees it.
 expectType<TusServer>(app.tus)
 expectType<ResolvedTusOptions>(app.tus.options)
+expectType<boolean>(app.tus.options.ietf)
 expectType<TusStore>(app.tus.store)
 expectType<string>(app.tus.options.prefix)
 expectType<number>(app.tus.options.maxSize)

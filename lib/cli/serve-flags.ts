@@ -90,6 +90,7 @@ export const SERVE_FLAGS: ReadonlyArray<Flag<ServeOptions>> = [
     apply: (o, v: string) => { o.tus.extensions = v.split(',').map((name) => name.trim()) as TusExtension[] }
   },
   { name: 'min-free-space', value: 'BYTES', help: 'refuse creations (503) and fail /health below this much free space (default 0: no floor)', apply: (o, v: string) => { o.tus.minFreeSpace = integerFlag('--min-free-space', v) } },
+  { name: 'no-ietf', help: 'serve tus 1.0 only, not the IETF resumable-upload draft', apply: (o) => { o.tus.ietf = false } },
   { name: 'stale-upload-age', value: 'MS', help: 'the janitor deletes unfinished uploads idle for MS (default 86400000)', apply: (o, v: string) => { janitorOf(o, '--stale-upload-age').staleUploadAge = positiveFlag('--stale-upload-age', v) } },
   { name: 'completed-file-age', value: 'MS', help: 'the janitor deletes unclaimed finished uploads after MS (default 604800000)', apply: (o, v: string) => { janitorOf(o, '--completed-file-age').completedFileAge = positiveFlag('--completed-file-age', v) } },
   {

@@ -157,10 +157,25 @@ export function statusOf (error: FastifyError): number {
  * when the body was not read. `protocolHeaders` adds the protocol's own headers.
  */
 export function sendError (error: FastifyError, request: FastifyRequest, reply: FastifyReply, protocolHeaders: (statusCode: number) => void = () => {}): void {
+  const { statusCode, code, message } = refusalOf(error, request, reply)
+  protocolHeaders(statusCode)
+  reply.code(statusCode).send({
+    statusCode,
+    code,
+    error: statusCode === 460 ? 'Checksum Mismatch' : STATUS_CODES[statusCode] ?? 'Error',
+    message
+  })
+}
+
+/**
+ * What every protocol's error reply starts with: the error logged (refusals at
+ * info, failures at error), `Retry-After` where the code has one, `Connection: close` when the
+ * body was not read, and what the client may be told of it.
+ */
+export function refusalOf (error: FastifyError, request: FastifyRequest, reply: FastifyReply): { statusCode: number, code: string, message: string } {
   const statusCode = statusOf(error)
   if (statusCode >= 500) request.log.error({ err: error }, 'tus request failed')
   else request.log.info({ code: error.code, statusCode }, error.message)
-  protocolHeaders(statusCode)
   // under-pressure sets its own before it refuses.
   const retryAfter = RETRY_AFTER[error.code]
   if (retryAfter !== undefined && !reply.hasHeader('retry-after')) reply.header('Retry-After', String(retryAfter))
@@ -169,16 +184,30 @@ export function sendError (error: FastifyError, request: FastifyRequest, reply: 
   // A refusal (4xx, from the plugin or an application hook) is told as it is; an
   // unexpected failure's message may name server paths, so it goes to the log only.
   const told = statusCode < 500 || (typeof error.code === 'string' && error.code.startsWith('FST_'))
-  reply.code(statusCode).send({
+  return {
     statusCode,
     code: typeof error.code === 'string' && told ? error.code : (told ? 'FST_TUS_REFUSED' : 'FST_TUS_INTERNAL'),
-    error: statusCode === 460 ? 'Checksum Mismatch' : STATUS_CODES[statusCode] ?? 'Error',
     message: told ? error.message : 'Internal Server Error'
-  })
+  }
+}
+
+/**
+ * Termination (tus) or cancellation (IETF): tus:preAccess and tus:preTerminate may
+ * refuse; then `allowed` runs, the store removes the upload, and tus:terminated is told.
+ */
+export async function terminateThroughStore (context: ProtocolContext, request: FastifyRequest, id: string, allowed?: () => Promise<void>): Promise<void> {
+  const { store, hooks } = context
+  const record = await store.get(id)
+  await hooks.run('tus:preAccess', request, record)
+  await hooks.run('tus:preTerminate', request, record)
+  await allowed?.()
+  const terminated = await store.terminate(record.id)
+  request.log.info(summary(request.log, terminated), 'upload terminated')
+  await hooks.notify('tus:terminated', request.log, record.id, terminated, request)
 }
 
 /** The routes every protocol is served on, under the plugin's prefix; `notFound` answers any other URL. */
-export type RouteName = 'options' | 'create' | 'head' | 'patch' | 'delete' | 'override' | 'notFound'
+export type RouteName = 'options' | 'create' | 'put' | 'head' | 'get' | 'patch' | 'delete' | 'override' | 'notFound'
 
 /** A wire protocol: which requests are its own, and how it answers them. */
 export interface Protocol {
@@ -189,5 +218,6 @@ export interface Protocol {
   onRequest (request: FastifyRequest, reply: FastifyReply, route: RouteName | undefined): void | Promise<void>
   /** Answers a failed request (usually sendError with the protocol's own headers). */
   replyError (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void
-  readonly handlers: Readonly<Record<RouteName, Handler>>
+  /** A route the protocol has no handler for is answered by its `notFound`. */
+  readonly handlers: Readonly<Partial<Record<RouteName, Handler>>> & { readonly notFound: Handler }
 }

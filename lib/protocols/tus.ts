@@ -37,13 +37,13 @@ import {
   maxBytesOf,
   preCreate,
   sendError,
+  terminateThroughStore,
   uploadIdOf,
   writeThroughStore,
   type Protocol,
   type ProtocolContext,
   type RouteName
 } from './shared'
-import { summary } from '../upload-log'
 
 interface Tus extends ProtocolContext {
   readonly enabled: ReadonlySet<TusExtension>
@@ -181,12 +181,7 @@ async function patchUpload (tus: Tus, request: FastifyRequest, reply: FastifyRep
 async function deleteUpload (tus: Tus, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   tusBody(request)
   requireExtension(tus, 'termination')
-  const record = await tus.store.get(uploadIdOf(request))
-  await tus.hooks.run('tus:preAccess', request, record)
-  await tus.hooks.run('tus:preTerminate', request, record)
-  const terminated = await tus.store.terminate(record.id)
-  request.log.info(summary(request.log, terminated), 'upload terminated')
-  await tus.hooks.notify('tus:terminated', request.log, record.id, terminated, request)
+  await terminateThroughStore(tus, request, uploadIdOf(request))
   reply.code(204).send()
 }
 

@@ -3,6 +3,7 @@
 // Fastify; all coordination between processes is flock, atomic renames and the
 // record. This class is its face: each concern lives in a module of its own.
 import { stat } from 'node:fs/promises'
+import path from 'node:path'
 import type { Readable } from 'node:stream'
 import type { CreateUploadInput, TusStore, UploadRecord, WriteUploadInput, WriteUploadResult } from '../../types/index'
 import { FST_TUS_INVALID_OPTION, FST_TUS_UPLOAD_EXPIRED, FST_TUS_UPLOAD_NOT_FOUND } from '../errors'
@@ -13,6 +14,7 @@ import type { Directory } from './directory'
 import { HandOver } from './finish'
 import { isUploadId } from './ids'
 import { readRecord } from './record'
+import { settleWrites } from './takeover'
 import type { Reservations } from './reservations'
 import { terminate } from './terminate'
 import { BodyWriting } from './write'
@@ -93,6 +95,13 @@ export class FileStore implements TusStore {
 
   async write (id: string, source: Readable | null, input: WriteUploadInput): Promise<WriteUploadResult> {
     return await this.bodies.write(id, source, input)
+  }
+
+  /** The record once no write of this process streams into the upload any more: one still streaming is stopped first. */
+  async settle (id: string): Promise<UploadRecord> {
+    if (!isUploadId(id)) throw new FST_TUS_UPLOAD_NOT_FOUND()
+    await settleWrites(path.join(this.directory, id), this.context.takeoverTimeout)
+    return await this.get(id)
   }
 
   async terminate (id: string): Promise<UploadRecord> {

@@ -9,6 +9,7 @@ import type { FileHandle } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { FST_TUS_SUPERSEDED, FST_TUS_UPLOAD_LOCKED } from '../errors'
+import { openIfPresent } from './files'
 import { tryLock } from './lock'
 
 interface ActiveWrite {
@@ -75,5 +76,21 @@ export function stopWrites (owner: object, error: Error): void {
   stopped.set(owner, error)
   for (const write of activeWrites.values()) {
     if (write.owner === owner) write.stop(error)
+  }
+}
+
+/**
+ * Stops a writer of this process still streaming into the data file (its client
+ * came back to ask where it stands, so it has given that request up) and
+ * resolves once it has let go and recorded what it wrote.
+ */
+export async function settleWrites (dataPath: string, timeout: number): Promise<void> {
+  if (!activeWrites.has(dataPath)) return
+  const handle = await openIfPresent(dataPath, 'r')
+  if (handle === undefined) return
+  try {
+    (await takeLock({}, handle, dataPath, null, timeout)).release()
+  } finally {
+    await handle.close()
   }
 }
