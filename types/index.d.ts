@@ -2,6 +2,7 @@
 import type { FastifyPluginCallback, FastifyRequest } from 'fastify'
 import type { FastifyUnderPressureOptions } from '@fastify/under-pressure'
 import type { Readable } from 'node:stream'
+import type { Registry } from 'prom-client'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -65,6 +66,26 @@ declare namespace fastifyTus {
     download?: boolean
     /** Options for @fastify/under-pressure on the tus routes, or `false` for none. Default `{ maxEventLoopDelay: 1000 }`. */
     underPressure?: FastifyUnderPressureOptions | false
+    /** Also serve the IETF resumable-upload draft (interop versions 3 to 9) on the same prefix. Default `true`. */
+    ietf?: boolean
+    /** Prometheus metrics through prom-client: `true` for its default registry, or `{ registry }`. Default `false`. */
+    metrics?: boolean | TusMetricsOptions
+    /** Creations are refused (503 + Retry-After) while the upload filesystem has fewer free bytes than this; 0 for no floor. Default `0`. */
+    minFreeSpace?: number
+  }
+
+  export interface TusMetricsOptions {
+    /** The prom-client Registry to register the metrics in. Default: prom-client's default registry. */
+    registry?: Registry
+  }
+
+  /** What `app.tus.health()` reports. */
+  export interface TusHealth {
+    /** False while the free space is below minFreeSpace. */
+    ok: boolean
+    /** Free bytes of the upload filesystem (for an unprivileged writer). */
+    freeBytes: number
+    minFreeSpace: number
   }
 
   /** Options after defaults are applied; frozen. */
@@ -90,7 +111,11 @@ declare namespace fastifyTus {
     /** `false` when the expiration extension is off. */
     readonly expiration: number | false
     readonly cors: false | true | string | readonly string[] | ((origin: string) => boolean | Promise<boolean>)
+    readonly ietf: boolean
     readonly download: boolean
+    /** The registry the metrics are in, or `false`. */
+    readonly metrics: Registry | false
+    readonly minFreeSpace: number
   }
 
   export type TusExtension =
@@ -312,6 +337,8 @@ declare namespace fastifyTus {
     addHook<K extends TusHookName> (name: K, listener: TusHookHandlers[K]): void
     /** Claims the oldest finished upload of this server's completedDir. */
     waitForFile (options?: WaitForFileOptions): Promise<ClaimedFile>
+    /** Free space of the upload filesystem against minFreeSpace, sampled now. */
+    health (): Promise<TusHealth>
   }
 
   export const fastifyTus: FastifyTus

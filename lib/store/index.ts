@@ -16,7 +16,7 @@ import { isUploadId } from './ids'
 import { openIfPresent } from './files'
 import { readRecord } from './record'
 import { unlockedNow } from './lock'
-import { acquireLock } from './takeover'
+import { acquireLock, stopWrites } from './takeover'
 import type { Reservations } from './reservations'
 import { terminate } from './terminate'
 import { BodyWriting } from './write'
@@ -61,6 +61,15 @@ export class FileStore implements TusStore {
     // Without preallocation nothing is reserved.
     if (this.options.preallocate) await this.reservations.open()
     this.context.releases.start()
+  }
+
+  /**
+   * Ends every body streaming into this store, and every one that starts later,
+   * as a failed request: what arrived is made durable and recorded, and the
+   * write rejects with `error` (the request still answers). For a shutdown.
+   */
+  stopWrites (error: Error): void {
+    stopWrites(this.context, error)
   }
 
   async close (): Promise<void> {

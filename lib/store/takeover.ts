@@ -5,7 +5,9 @@
 // known by data file path), through a release request in the shared directory
 // when it runs in another process or on another machine. Either way the old
 // request records the bytes it received and unlocks; 423 only when it does not
-// within the takeover timeout.
+// within the takeover timeout. The same registry lets a closing store end every
+// body still streaming into it, and every one that starts streaming after, as a
+// failed request: the bytes that arrived are recorded, and the request can still answer.
 import type { FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import type { Readable } from 'node:stream'
@@ -15,7 +17,9 @@ import { tryLock } from './lock'
 import { Asking, type ReleaseRequests } from './release-requests'
 
 interface ActiveWrite {
+  owner: object
   supersede (): void
+  stop (error: Error): void
   released: Promise<void>
 }
 
@@ -33,6 +37,8 @@ export interface Takeover {
 }
 
 const activeWrites = new Map<string, ActiveWrite>()
+// Owners (stores) that are closing, with the error their bodies end with.
+const stopped = new WeakMap<object, Error>()
 
 /**
  * Waits for the upload's lock, asking its holder (here or elsewhere) to let go; FST_TUS_UPLOAD_LOCKED
@@ -63,26 +69,56 @@ export async function acquireLock (handle: FileHandle, dataPath: string, store: 
 /** Locks the upload's data file for a write, and stops that write when another request asks for the upload. */
 export async function takeLock (handle: FileHandle, dataPath: string, source: Readable | null, store: Takeover): Promise<Writer> {
   await acquireLock(handle, dataPath, store)
-  let streaming = false
-  let release = (): void => {}
-  const write: ActiveWrite = {
-    supersede: () => { if (streaming) source?.destroy(new FST_TUS_SUPERSEDED()) },
-    released: new Promise((resolve) => { release = resolve })
-  }
-  activeWrites.set(dataPath, write)
+  const writer = track(store, dataPath, source)
   let unhold = (): void => {}
   try {
-    unhold = await store.releases.hold(path.basename(dataPath), () => write.supersede())
+    unhold = await store.releases.hold(path.basename(dataPath), () => activeWrites.get(dataPath)?.supersede())
   } catch (error) {
-    activeWrites.delete(dataPath)
+    writer.release()
     throw error
   }
   return {
-    streaming: (on) => { streaming = on },
+    streaming: writer.streaming,
     release: () => {
       unhold()
-      if (activeWrites.get(dataPath) === write) activeWrites.delete(dataPath)
+      writer.release()
+    }
+  }
+}
+
+/**
+ * Registers a write without a lock of its own (a creation streaming its whole
+ * upload: nobody else knows its id) so that its store's stop reaches it too.
+ */
+export function track (owner: object, key: string, source: Readable | null): Writer {
+  let streaming = false
+  let release = (): void => {}
+  const write: ActiveWrite = {
+    owner,
+    supersede: () => { if (streaming) source?.destroy(new FST_TUS_SUPERSEDED()) },
+    // An error on the source, not its destruction: the socket stays open for the answer.
+    stop: (error) => { if (streaming) source?.emit('error', error) },
+    released: new Promise((resolve) => { release = resolve })
+  }
+  activeWrites.set(key, write)
+  return {
+    streaming: (on) => {
+      streaming = on
+      const error = stopped.get(owner)
+      // Started after the stop: ended once the body's reader is listening.
+      if (on && error !== undefined) process.nextTick(() => write.stop(error))
+    },
+    release: () => {
+      if (activeWrites.get(key) === write) activeWrites.delete(key)
       release()
     }
+  }
+}
+
+/** Ends the bodies streaming into `owner`'s uploads now and from now on, each as if its request failed with `error`. */
+export function stopWrites (owner: object, error: Error): void {
+  stopped.set(owner, error)
+  for (const write of activeWrites.values()) {
+    if (write.owner === owner) write.stop(error)
   }
 }
