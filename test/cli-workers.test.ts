@@ -18,7 +18,7 @@ const KiB = 1024
 
 interface Cluster { server: Started, endpoint: string, directory: string, completedDir: string }
 
-async function serveWorkers (t: tap.Test, workers: string, logLevel = 'info'): Promise<Cluster> {
+async function serveWorkers (t: tap.Test, workers: string, logLevel = 'debug'): Promise<Cluster> {
   const root = await tempDir(t)
   const directory = path.join(root, 'uploads')
   const completedDir = path.join(root, 'completed')
@@ -26,7 +26,7 @@ async function serveWorkers (t: tap.Test, workers: string, logLevel = 'info'): P
   return { server, endpoint: server.match[1], directory, completedDir }
 }
 
-/** The worker pid that logged each request for `url` with `method`, in order (pino lines on stdout). */
+/** The worker pid that logged each request for `url` with `method`, in order (pino lines on stdout; serve logs requests at debug). */
 function handlers (server: Started, method: string, url: string): number[] {
   const pathname = new URL(url).pathname
   return server.stdout().split('\n').flatMap((line) => {
