@@ -26,9 +26,10 @@ const HELP = `Usage: node benchmark/run.mjs [options]   (npm run bench -- [optio
   --scale X          size and count factor; 0.05 for a quick check (env BENCH_SCALE, default 1)
   --rounds N         runs per server per scenario, interleaved (env BENCH_ROUNDS, default 3)
   --memory-rounds N  runs per server of the memory scenario (env BENCH_MEMORY_ROUNDS, default 1)
-  --servers LIST     comma-separated keys: fastify-tus,fastify-tus-nofsync,tus-server,fsync-sink,sink
+  --servers LIST     comma-separated keys: fastify-tus,fastify-tus-nofsync,fastify-tus-logger,
+                     fastify-tus-serve,tus-server,fsync-sink,sink
                      (env BENCH_SERVERS, default all)
-  --scenarios LIST   comma-separated ids: 1,2,3,4,5,6 (env BENCH_SCENARIOS, default all)
+  --scenarios LIST   comma-separated ids: 1,2,3,4,5,6,7 (env BENCH_SCENARIOS, default all)
   --profile DIR      run the fastify-tus servers under node --cpu-prof, profiles in DIR, and
                      print their top self-time functions (slows them down: not for figures)
   --json FILE        also write every run's raw figures as JSON
@@ -77,6 +78,16 @@ const scaled = (bytes, least = 64 * KiB) => Math.max(least, Math.round((bytes * 
 const SERVERS = [
   { key: 'fastify-tus', label: 'fastify-tus (fsync)', script: 'fastify-tus.mjs', args: ['--fsync', 'on'], dataDir: 'completed', profiled: true },
   { key: 'fastify-tus-nofsync', label: 'fastify-tus (no fsync)', script: 'fastify-tus.mjs', args: ['--fsync', 'off'], dataDir: 'completed', profiled: true },
+  // What users run: an app with Fastify's logger at info (pino to stdout), and `fastify-tus serve` with
+  // its defaults (logger, under-pressure, janitor), so that each layer's cost shows beside the bare app.
+  { key: 'fastify-tus-logger', label: 'fastify-tus, logger: info', script: 'fastify-tus.mjs', args: ['--fsync', 'on', '--logger', 'info'], dataDir: 'completed', profiled: true },
+  {
+    key: 'fastify-tus-serve',
+    label: 'fastify-tus serve (defaults)',
+    argv: (dir) => [path.join(root, 'dist', 'cli', 'index.js'), 'serve', '--port', '0', '--directory', path.join(dir, 'uploads'), '--completed-dir', path.join(dir, 'completed')],
+    dataDir: 'completed',
+    profiled: true
+  },
   { key: 'tus-server', label: '@tus/server', script: 'tus-server.mjs', args: [], dataDir: 'files' },
   { key: 'fsync-sink', label: 'fsync-sink (disk ceiling)', script: 'fsync-sink.mjs', args: [], dataDir: 'files', ceiling: true },
   // Keeps nothing: its uploads are checked by HEAD.
@@ -121,7 +132,7 @@ const SCENARIOS = [
     run: (client, state) => heads(client, state, headSeconds, 64)
   },
   ...mem6.map((size, index) => ({
-    id: `6${'ab'[index]}`, title: `memory: ${bytes(size)} in one PATCH`, servers: ['fastify-tus', 'tus-server'], connections: 1, unit: 'bytes',
+    id: `6${'ab'[index]}`, title: `memory: ${bytes(size)} in one PATCH`, servers: ['fastify-tus', 'fastify-tus-serve', 'tus-server'], connections: 1, unit: 'bytes',
     rounds: memoryRounds, memory: true,
     run: (client) => singlePatch(client, size)
   }))
@@ -131,7 +142,10 @@ const chosenServers = list(flags.servers, all, 'server')
 const chosenScenarios = flags.scenarios === ''
   ? SCENARIOS
   : SCENARIOS.filter((scenario) => flags.scenarios.split(',').some((id) => id.trim() !== '' && scenario.id.startsWith(id.trim())))
-if (chosenScenarios.length === 0) throw usage(`no scenario matches "${flags.scenarios}"`)
+// Scenario 7 (claims with a backlog) has no server and no rounds: benchmark/claims.mjs runs it in its own process.
+const claimsChosen = flags.scenarios === '' || flags.scenarios.split(',').some((id) => id.trim() === '7')
+const claimCounts = [1000, 10_000, 50_000].map((count) => Math.max(200, Math.round(count * scale)))
+if (chosenScenarios.length === 0 && !claimsChosen) throw usage(`no scenario matches "${flags.scenarios}"`)
 
 function list (text, known, what) {
   if (text === '') return known
@@ -161,10 +175,16 @@ async function startServer (server, dir, profile) {
 
 function spawnServer (server, dir, profile) {
   const execArgv = profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profile.dir, '--cpu-prof-name', profile.name]
-  const child = spawn(process.execPath, [...execArgv, path.join(here, 'servers', server.script), '--dir', dir, ...server.args], {
+  const argv = server.argv?.(dir) ?? [path.join(here, 'servers', server.script), '--dir', dir, ...server.args]
+  // stdout goes to a file, as a server's log would: through a pipe, a harness busy with the load
+  // would read it late and a logging server would block on a full pipe (pino writes synchronously).
+  const stdoutFile = path.join(dir, 'stdout.log')
+  const stdoutFd = openSync(stdoutFile, 'w')
+  const child = spawn(process.execPath, [...execArgv, ...argv], {
     cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe']
+    stdio: ['ignore', stdoutFd, 'pipe']
   })
+  closeSync(stdoutFd)
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (text) => { stderr = (stderr + text).slice(-4000) })
   let exited = false
@@ -185,17 +205,19 @@ function spawnServer (server, dir, profile) {
     }
   }
   return new Promise((resolve, reject) => {
-    let out = ''
     const timer = setTimeout(() => { void handle.stop(); reject(new Error(`${server.key}: no port after 30 s\n${stderr}`)) }, 30_000)
-    child.stdout.setEncoding('utf8').on('data', (text) => {
-      out += text
-      const newline = out.indexOf('\n')
-      if (newline === -1) return
+    // The ready line: a bare port (the benchmark's servers) or serve's "listening on http://host:port/...",
+    // maybe after log lines; looked for in the file until it is there.
+    const poll = setInterval(() => {
+      const port = /^(?:(\d+)|fastify-tus listening on http:\/\/[^\s/]*:(\d+)\S*)$/m.exec(readFileSync(stdoutFile, 'utf8'))
+      if (port === null) return
+      clearInterval(poll)
       clearTimeout(timer)
-      handle.origin = `http://127.0.0.1:${Number(out.slice(0, newline))}`
+      handle.origin = `http://127.0.0.1:${Number(port[1] ?? port[2])}`
       resolve(handle)
-    })
+    }, 20)
     exit.then(({ code, signal }) => {
+      clearInterval(poll)
       clearTimeout(timer)
       reject(new Error(`${server.key} exited (${code ?? signal}) before it was ready\n${stderr}`))
     })
@@ -467,7 +489,11 @@ for (const { scenario, servers } of plan) {
   results.push({ scenario, byServer })
 }
 
-const markdown = report(results, info, (performance.now() - started) / 1000)
+let markdown = report(results, info, (performance.now() - started) / 1000)
+if (claimsChosen) {
+  process.stderr.write(`7. claims with ${claimCounts.join(', ')} uploads waiting\n`)
+  markdown += execFileSync(process.execPath, [path.join(here, 'claims.mjs'), '--counts', claimCounts.join(',')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+}
 process.stdout.write(`\n${markdown}`)
 if (flags.write) {
   writeFileSync(path.join(here, 'results.md'), markdown)

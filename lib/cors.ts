@@ -7,17 +7,20 @@ const ALLOWED_HEADERS = [
   'Authorization', 'Content-Type', 'Tus-Resumable', 'Upload-Length', 'Upload-Offset', 'Upload-Metadata',
   'Upload-Defer-Length', 'Upload-Concat', 'Upload-Checksum', 'X-HTTP-Method-Override', 'X-Requested-With'
 ]
+// The IETF draft's, when it is served.
+const IETF_ALLOWED_HEADERS = ['Upload-Draft-Interop-Version', 'Upload-Complete', 'Upload-Incomplete', 'Content-Disposition']
+const IETF_EXPOSED_HEADERS = ['Upload-Draft-Interop-Version', 'Upload-Complete', 'Upload-Incomplete', 'Upload-Limit']
 const EXPOSED_HEADERS = [
   'Location', 'Upload-Offset', 'Upload-Length', 'Upload-Metadata', 'Upload-Expires', 'Upload-Defer-Length',
   'Upload-Concat', 'Tus-Resumable', 'Tus-Version', 'Tus-Extension', 'Tus-Max-Size', 'Tus-Checksum-Algorithm'
 ]
 
-export function corsOptions (cors: Exclude<ResolvedTusOptions['cors'], false>): FastifyCorsOptions {
+export function corsOptions (cors: Exclude<ResolvedTusOptions['cors'], false>, ietf = false): FastifyCorsOptions {
   return {
     origin: originOption(cors),
-    methods: ['POST', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS'],
-    allowedHeaders: ALLOWED_HEADERS,
-    exposedHeaders: EXPOSED_HEADERS,
+    methods: ['POST', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS', ...(ietf ? ['GET', 'PUT'] : [])],
+    allowedHeaders: ietf ? [...ALLOWED_HEADERS, ...IETF_ALLOWED_HEADERS] : ALLOWED_HEADERS,
+    exposedHeaders: ietf ? [...EXPOSED_HEADERS, ...IETF_EXPOSED_HEADERS] : EXPOSED_HEADERS,
     maxAge: 86400,
     // OPTIONS is also tus's discovery request, without Origin: it goes on to the
     // tus handler, which answers both (the preflight headers are already set).

@@ -21,6 +21,8 @@ export const FST_TUS_INVALID_CONTENT_TYPE = createError('FST_TUS_INVALID_CONTENT
 export const FST_TUS_OFFSET_MISMATCH = createError('FST_TUS_OFFSET_MISMATCH', 'Upload-Offset %s does not match the current offset %s', 409)
 export const FST_TUS_UPLOAD_NOT_FOUND = createError('FST_TUS_UPLOAD_NOT_FOUND', 'Upload not found', 404)
 export const FST_TUS_UPLOAD_LOCKED = createError('FST_TUS_UPLOAD_LOCKED', 'The upload is being written by another request; retry later', 423)
+export const FST_TUS_LOW_DISK_SPACE = createError('FST_TUS_LOW_DISK_SPACE', 'The upload filesystem is below its free-space floor; no upload can be created now', 503)
+export const FST_TUS_SHUTTING_DOWN = createError('FST_TUS_SHUTTING_DOWN', 'The server is shutting down; the bytes received so far are kept: resume from the upload\'s offset', 503)
 export const FST_TUS_INSUFFICIENT_STORAGE = createError('FST_TUS_INSUFFICIENT_STORAGE', 'Not enough free disk space for the upload', 507)
 export const FST_TUS_RESERVATION_EXCEEDED = createError('FST_TUS_RESERVATION_EXCEEDED', 'The disk space reserved for uploads not yet sent is at its limit (%s bytes); send data to uploads in progress, or retry later', 507)
 export const FST_TUS_REQUEST_ABORTED = createError('FST_TUS_REQUEST_ABORTED', 'The client aborted the request', 400)
@@ -47,3 +49,17 @@ export const FST_TUS_RANGE_NOT_SATISFIABLE = createError('FST_TUS_RANGE_NOT_SATI
 export const FST_TUS_DOWNLOAD_PRECONDITION_FAILED = createError('FST_TUS_DOWNLOAD_PRECONDITION_FAILED', 'The upload does not match If-Match or If-Unmodified-Since', 412)
 export const FST_TUS_UNSUPPORTED_METHOD = createError('FST_TUS_UNSUPPORTED_METHOD', '%s is not served here; this URL serves %s', 405)
 export const FST_TUS_METHOD_NOT_ALLOWED = createError('FST_TUS_METHOD_NOT_ALLOWED', 'X-HTTP-Method-Override must be PATCH, DELETE or HEAD, got %s', 405)
+
+/** Seconds a client is told to wait (Retry-After) before trying again, by error code. */
+export const RETRY_AFTER: Readonly<Record<string, number>> = Object.freeze({
+  FST_TUS_UPLOAD_LOCKED: 1,
+  // Time for an orchestrator to start the next server.
+  FST_TUS_SHUTTING_DOWN: 5,
+  // Room comes back as workers move finished uploads away, not within a second.
+  FST_TUS_LOW_DISK_SPACE: 30
+})
+// The IETF resumable-upload draft's own refusals (its problem types are added where they are answered).
+export const FST_TUS_INVALID_UPLOAD_COMPLETE = createError('FST_TUS_INVALID_UPLOAD_COMPLETE', '%s must be a structured Boolean, ?0 or ?1', 400)
+export const FST_TUS_INCONSISTENT_LENGTH = createError('FST_TUS_INCONSISTENT_LENGTH', 'Inconsistent upload length: %s', 400)
+export const FST_TUS_UPLOAD_COMPLETED = createError('FST_TUS_UPLOAD_COMPLETED', 'The upload is already complete; it takes no more data', 400)
+export const FST_TUS_INVALID_PARTIAL_UPLOAD_TYPE = createError('FST_TUS_INVALID_PARTIAL_UPLOAD_TYPE', 'Content-Type must be application/partial-upload, got %s', 415)

@@ -17,10 +17,16 @@ export class Hooks {
   private readonly listeners: Listeners
   private sealed = false
   // An error reaches tus:failed once, however many layers it is rethrown through.
-  private readonly reported = new WeakSet<object>()
+  // Kept with the upload it failed, for the request's log line.
+  private readonly reported = new WeakMap<object, UploadRecord | null>()
 
   constructor (initial: TusHooksOption = {}) {
     this.listeners = Object.fromEntries(HOOK_NAMES.map((name) => [name, []])) as unknown as Listeners
+    this.addAll(initial)
+  }
+
+  /** Adds every listener of a `hooks` option. */
+  addAll (initial: TusHooksOption): void {
     for (const name of Object.keys(initial) as TusHookName[]) {
       const value = initial[name]
       for (const listener of Array.isArray(value) ? value : [value]) this.add(name, listener as TusHookHandlers[typeof name])
@@ -58,9 +64,14 @@ export class Hooks {
   async failed (log: FastifyBaseLogger, error: Error, upload: UploadRecord | null): Promise<void> {
     if (typeof error === 'object' && error !== null) {
       if (this.reported.has(error)) return
-      this.reported.add(error)
+      this.reported.set(error, upload)
     }
     await this.notify('tus:failed', log, upload?.id ?? null, error, upload)
+  }
+
+  /** The upload an error failed, when it was told to tus:failed (null: before a record existed); undefined otherwise. */
+  failure (error: unknown): UploadRecord | null | undefined {
+    return typeof error === 'object' && error !== null ? this.reported.get(error) : undefined
   }
 
   /** Runs a hook that may not reject: what a listener throws is logged and the next one runs. */

@@ -5,6 +5,7 @@ import type { Janitor, JanitorReport, ResolvedTusOptions } from '../types/index'
 import type { Hooks } from './hooks'
 import type { FileStore } from './store/index'
 import { sweep } from './store/sweep'
+import { summary } from './upload-log'
 
 const ORPHAN_AGE = 3600_000
 const DEFAULTS = { staleUploadAge: 24 * 3600_000, completedFileAge: 7 * 24 * 3600_000 }
@@ -18,7 +19,8 @@ export class StoreJanitor implements Janitor {
     private readonly store: FileStore,
     private readonly hooks: Hooks,
     private readonly options: ResolvedTusOptions['janitor'],
-    private readonly log: FastifyBaseLogger
+    private readonly log: FastifyBaseLogger,
+    private readonly onReport: (report: JanitorReport) => void = () => {}
   ) {}
 
   /** One pass at a time per process; a call during a pass gets that pass's report. */
@@ -30,7 +32,11 @@ export class StoreJanitor implements Janitor {
   private async pass (): Promise<JanitorReport> {
     const { staleUploadAge, completedFileAge } = this.options === false ? DEFAULTS : this.options
     const { report, finished } = await sweep(this.store, { now: Date.now(), staleUploadAge, completedFileAge, orphanAge: ORPHAN_AGE })
-    for (const record of finished) await this.hooks.notify('tus:completed', this.log, record.id, record)
+    for (const record of finished) {
+      this.log.info(summary(this.log, record), 'upload completed')
+      await this.hooks.notify('tus:completed', this.log, record.id, record)
+    }
+    this.onReport(report)
     return report
   }
 

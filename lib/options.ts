@@ -4,11 +4,12 @@ import path from 'node:path'
 import type { FastifyTusOptions, ResolvedTusOptions, TusExtension, TusHookName, TusHooksOption } from '../types/index'
 import { FST_TUS_INVALID_OPTION } from './errors'
 import { HOOK_NAMES } from './hooks'
+import { metricsRegistry } from './metrics'
 
 const KNOWN = new Set([
   'prefix', 'directory', 'completedDir', 'directoryMode', 'maxSize', 'maxChunkSize',
-  'maxMetadataSize', 'fsync', 'preallocate', 'maxReserved', 'reservationTimeout', 'idleTimeout', 'underPressure', 'hooks', 'progressInterval', 'janitor',
-  'extensions', 'expiration', 'cors', 'download'
+  'maxMetadataSize', 'fsync', 'preallocate', 'maxReserved', 'reservationTimeout', 'idleTimeout', 'takeoverTimeout', 'underPressure', 'hooks', 'progressInterval', 'janitor',
+  'extensions', 'expiration', 'cors', 'download', 'ietf', 'metrics', 'minFreeSpace'
 ])
 export const EXTENSIONS: readonly TusExtension[] = [
   'creation', 'creation-with-upload', 'creation-defer-length', 'termination', 'checksum', 'checksum-trailer',
@@ -50,6 +51,7 @@ export function resolveOptions (input: FastifyTusOptions | undefined): ResolvedT
     maxReserved: maxReservedOption(input.maxReserved),
     reservationTimeout: integer(input, 'reservationTimeout', 600_000, 0, 2 ** 31 - 1),
     idleTimeout: integer(input, 'idleTimeout', 60_000, 0, 2 ** 31 - 1),
+    takeoverTimeout: integer(input, 'takeoverTimeout', 5000, 0, 2 ** 31 - 1),
     underPressure: underPressureOption(input.underPressure),
     hooks: hooksOption(input.hooks),
     progressInterval: integer(input, 'progressInterval', 1000, 0, 2 ** 31 - 1),
@@ -57,7 +59,10 @@ export function resolveOptions (input: FastifyTusOptions | undefined): ResolvedT
     extensions: Object.freeze(extensions),
     expiration: extensions.includes('expiration') ? expirationOption(input.expiration) : false,
     cors: corsOption(input.cors),
-    download: boolean(input, 'download', false)
+    download: boolean(input, 'download', false),
+    ietf: boolean(input, 'ietf', true),
+    metrics: metricsOption(input.metrics),
+    minFreeSpace: integer(input, 'minFreeSpace', 0, 0, Number.MAX_SAFE_INTEGER)
   })
 }
 
@@ -107,7 +112,7 @@ function maxReservedOption (value: unknown): ResolvedTusOptions['maxReserved'] {
   return value as `${number}%`
 }
 
-function boolean (input: FastifyTusOptions, name: 'fsync' | 'preallocate' | 'download', fallback: boolean): boolean {
+function boolean (input: FastifyTusOptions, name: 'fsync' | 'preallocate' | 'download' | 'ietf', fallback: boolean): boolean {
   const value = input[name]
   if (value === undefined) return fallback
   if (typeof value !== 'boolean') throw new FST_TUS_INVALID_OPTION(name, 'must be true or false')
@@ -184,4 +189,13 @@ function corsOption (value: unknown): ResolvedTusOptions['cors'] {
     (Array.isArray(value) && value.length > 0 && value.every((origin) => typeof origin === 'string'))
   if (!valid) throw new FST_TUS_INVALID_OPTION('cors', 'must be true (any origin), an origin, a list of origins, a function (origin) => boolean, or false')
   return Array.isArray(value) ? Object.freeze([...value]) : value as ResolvedTusOptions['cors']
+}
+
+function metricsOption (value: unknown): ResolvedTusOptions['metrics'] {
+  const registry = (value as { registry?: unknown } | null)?.registry
+  const valid = value === undefined || typeof value === 'boolean' ||
+    (value !== null && typeof value === 'object' && !Array.isArray(value) && Object.keys(value).every((key) => key === 'registry') &&
+      (registry === undefined || typeof (registry as { getSingleMetric?: unknown } | null)?.getSingleMetric === 'function'))
+  if (!valid) throw new FST_TUS_INVALID_OPTION('metrics', 'must be true, false, or { registry } with a prom-client Registry')
+  return metricsRegistry(value as Parameters<typeof metricsRegistry>[0]) ?? false
 }

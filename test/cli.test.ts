@@ -79,6 +79,21 @@ t.test('serve: limits from the flags, a full upload, SIGTERM', async (t) => {
   await stops(t, server, 'SIGTERM')
 })
 
+t.test('serve logs uploads at info and every request only at debug', async (t) => {
+  const lines = async (level: string): Promise<Array<{ msg: string }>> => {
+    const { server, endpoint } = await serve(t, ['--log-level', level])
+    const url = await create(endpoint, { 'upload-length': '5' })
+    t.equal((await patch(url, 0, 'hello')).statusCode, 204)
+    await stops(t, server, 'SIGTERM')
+    return server.stdout().split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line))
+  }
+  const [info, debug] = await Promise.all([lines('info'), lines('debug')])
+  const messages = (entries: Array<{ msg: string }>): string[] => entries.map((entry) => entry.msg)
+  t.ok(messages(info).includes('upload created') && messages(info).includes('upload completed'), 'info: the upload\'s lifecycle')
+  t.notOk(messages(info).some((msg) => msg === 'incoming request' || msg === 'request completed'), 'info: no line per request')
+  t.equal(messages(debug).filter((msg) => msg === 'request completed').length, 2, 'debug: a line per request')
+})
+
 t.test('serve --no-fsync, no limits, SIGINT', async (t) => {
   const { server, endpoint, completedDir } = await serve(t, ['--no-fsync'])
   const options = await send(endpoint, 'OPTIONS')
@@ -99,7 +114,7 @@ t.test('serve --help prints the flags and exits 0', async (t) => {
     const ran = runs[index]
     t.equal(ran.code, 0, `serve ${flag} exits 0`)
     t.match(ran.stdout, /^Usage: fastify-tus serve/)
-    for (const name of ['--port', '--host', '--directory', '--completed-dir', '--max-size', '--max-chunk-size', '--no-fsync', '--log-level']) {
+    for (const name of ['--port', '--host', '--directory', '--completed-dir', '--max-size', '--max-chunk-size', '--no-fsync', '--log-level', '--workers']) {
       t.match(ran.stdout, name, `the help names ${name}`)
     }
     t.equal(ran.stderr, '')

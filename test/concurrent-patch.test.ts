@@ -4,10 +4,10 @@
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { readFile } from 'node:fs/promises'
+import { readFile, unlink, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import t, { type Test } from 'tap'
-import { TUS, create, idOf, patch, startServer, type Response } from './helpers'
+import { TUS, create, idOf, patch, send, startServer, type Response } from './helpers'
 import {
   PATCH_HEADERS,
   assertCompleted,
@@ -87,12 +87,15 @@ t.test('a hanging PATCH is taken over by the next one for the same upload', asyn
     await assertCompleted(t, server, { id: idOf(url), sha256: sha256(source), length: LENGTH })
   }
 
-  t.test('at the offset HEAD gave (stale while the first request streams)', (t) => takeover(t, (recorded) => recorded))
+  t.test('at the offset HEAD gave (HEAD stops the hanging request, which records its bytes)', (t) => takeover(t, (recorded) => {
+    t.equal(recorded, PART, 'HEAD gives every byte the hanging request received')
+    return recorded
+  }))
   t.test('at the offset the first request reached', (t) => takeover(t, () => PART))
 })
 
-t.test('another process holding the upload\'s lock: 423 until it lets go', async (t) => {
-  const server = await startServer(t)
+t.test('another process holding the upload\'s lock that does not let go: 423 after takeoverTimeout, until it is gone', async (t) => {
+  const server = await startServer(t, { takeoverTimeout: 300 })
   const source = randomBytes(256 * KiB)
   const half = source.length / 2
   const url = await create(server.endpoint, { 'upload-length': String(source.length) })
@@ -116,7 +119,10 @@ t.test('another process holding the upload\'s lock: 423 until it lets go', async
   t.comment(`423 answered in ${Date.now() - started} ms`)
   assertTusError(t, locked, 423, 'FST_TUS_UPLOAD_LOCKED', 'PATCH while another process holds the lock')
   t.match(locked.headers['retry-after'], /^[1-9][0-9]*$/, 'with Retry-After in seconds')
-  t.equal(await headOffset(t, url), half, 'HEAD still answers, offset unchanged')
+  t.ok(Date.now() - started >= 290, 'after the holder had takeoverTimeout to let go')
+  const head = await send(url, 'HEAD', TUS)
+  t.equal(head.statusCode, 423, 'HEAD while the lock is held is refused too: its offset might not be final')
+  t.equal(head.headers['retry-after'], '1', 'with Retry-After')
   t.equal(await readFile(`${dataPath}.meta`, 'utf8'), recordBefore, 'record unchanged')
   t.equal(await sha256File(dataPath), dataBefore, 'data unchanged')
 
@@ -191,4 +197,17 @@ t.test('two clients racing at the same offsets never corrupt the upload', async 
   t.same(problems, [], 'at most one winner per offset, only tus refusals for the others, every range from one client')
   t.equal(offset, LENGTH, 'the racing clients finished the upload')
   await assertCompleted(t, server, { id, sha256: sha256(expected), length: LENGTH })
+})
+
+t.test('a release request left by an asker that crashed does not stop a later write', async (t) => {
+  const server = await startServer(t)
+  const source = randomBytes(256 * KiB)
+  const url = await create(server.endpoint, { 'upload-length': String(source.length) })
+  const leftover = path.join(server.directory, `.${idOf(url)}.release`)
+  await writeFile(leftover, '12345\n')
+  // Pieces 40 ms apart: the write lasts several of the holder's 200 ms looks at the request file.
+  const outcome = await within('the slow PATCH', rawSend(url, 'PATCH', patchHeaders(0, source.length), source, 16 * KiB, 40), 20_000)
+  t.equal(outcome.response?.statusCode, 204, 'the write went through: the request was there before its lock, so it was not for it')
+  await unlink(leftover) // the janitor's job, once it is old
+  await assertCompleted(t, server, { id: idOf(url), sha256: sha256(source), length: source.length })
 })

@@ -220,6 +220,24 @@ t.test('stale, expired, orphaned and old completed files are deleted; young and 
   t.equal((await patch(`${server.endpoint}/${fresh}`, 3, 'defghij')).statusCode, 204, 'the kept upload can be finished')
 })
 
+t.test('release requests left by a crashed asker are removed once old; young ones and their uploads are kept', async (t) => {
+  const server = await janitorServer(t)
+  const upload = await idle(server, HOUR)
+  const oldRequest = path.join(server.directory, `.${upload}.release`)
+  await writeFile(oldRequest, '1\n')
+  await backDate(oldRequest, 2 * HOUR)
+  const youngRequest = path.join(server.directory, `.${randomUUID()}.release`)
+  await writeFile(youngRequest, '1\n')
+  const halfWritten = path.join(server.directory, `.${upload}.release.asker-1.tmp`)
+  await writeFile(halfWritten, '')
+  await backDate(halfWritten, 2 * HOUR)
+  assertReport(t, await server.app.tus.janitor.run(), {})
+  t.notOk(existsSync(oldRequest), 'an old request file: deleted')
+  t.notOk(existsSync(halfWritten), 'an old half-made one: deleted')
+  t.ok(existsSync(youngRequest), 'a young one: kept (its asker may be waiting)')
+  t.strictSame(present(server.directory, upload), { data: true, record: true }, 'the upload it named: untouched')
+})
+
 t.test('an old completed file claimed right now is kept', async (t) => {
   const server = await janitorServer(t)
   const claimedId = await finishUpload(server.endpoint, Buffer.from('claimed'))

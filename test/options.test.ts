@@ -99,9 +99,17 @@ t.test('maxMetadataSize must be a positive integer', async (t) => {
   }
 })
 
-t.test('fsync and preallocate must be booleans', async (t) => {
+t.test('takeoverTimeout must be a whole number of ms, 0 or more', async (t) => {
   const base = await dirs(t)
-  for (const name of ['fsync', 'preallocate']) {
+  for (const takeoverTimeout of [-1, 1.5, '5000', null, 2 ** 31]) {
+    await assertInvalid(t, { ...base, takeoverTimeout }, 'takeoverTimeout')
+  }
+  t.equal((await ready(t, { ...await dirs(t), takeoverTimeout: 0 })).tus.options.takeoverTimeout, 0, '0 is accepted: refuse at once')
+})
+
+t.test('fsync, preallocate and ietf must be booleans', async (t) => {
+  const base = await dirs(t)
+  for (const name of ['fsync', 'preallocate', 'ietf']) {
     for (const value of ['yes', 1, 0, null, 'false']) {
       await assertInvalid(t, { ...base, [name]: value }, name)
     }
@@ -144,6 +152,8 @@ t.test('defaults, resolved and frozen', async (t) => {
   t.equal(options.maxMetadataSize, 4096)
   t.equal(options.fsync, true)
   t.equal(options.preallocate, true)
+  t.equal(options.takeoverTimeout, 5000)
+  t.equal(options.ietf, true, 'the IETF draft is served by default')
   t.equal(options.maxReserved, '25%')
   t.equal(options.reservationTimeout, 600_000)
   t.same(options.underPressure, { maxEventLoopDelay: 1000 })

@@ -2,6 +2,7 @@
 import type { FastifyPluginCallback, FastifyRequest } from 'fastify'
 import type { FastifyUnderPressureOptions } from '@fastify/under-pressure'
 import type { Readable } from 'node:stream'
+import type { Registry } from 'prom-client'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -43,6 +44,12 @@ declare namespace fastifyTus {
     reservationTimeout?: number
     /** A request body that sends nothing for this many ms is ended, its bytes kept, its lock freed; 0 for never. Default `60000`. */
     idleTimeout?: number
+    /**
+     * How long a HEAD, PATCH or DELETE waits for another request holding the upload (in this
+     * process, another process or another machine sharing the directory) to let go, in ms; after
+     * it, 423 with Retry-After. Default `5000`.
+     */
+    takeoverTimeout?: number
     /** Lifecycle hooks, by name; the same as calling `app.tus.addHook` for each. */
     hooks?: TusHooksOption
     /** Least time between two `tus:progress` calls for one upload, in ms. Default `1000`. */
@@ -59,6 +66,26 @@ declare namespace fastifyTus {
     download?: boolean
     /** Options for @fastify/under-pressure on the tus routes, or `false` for none. Default `{ maxEventLoopDelay: 1000 }`. */
     underPressure?: FastifyUnderPressureOptions | false
+    /** Also serve the IETF resumable-upload draft (interop versions 3 to 9) on the same prefix. Default `true`. */
+    ietf?: boolean
+    /** Prometheus metrics through prom-client: `true` for its default registry, or `{ registry }`. Default `false`. */
+    metrics?: boolean | TusMetricsOptions
+    /** Creations are refused (503 + Retry-After) while the upload filesystem has fewer free bytes than this; 0 for no floor. Default `0`. */
+    minFreeSpace?: number
+  }
+
+  export interface TusMetricsOptions {
+    /** The prom-client Registry to register the metrics in. Default: prom-client's default registry. */
+    registry?: Registry
+  }
+
+  /** What `app.tus.health()` reports. */
+  export interface TusHealth {
+    /** False while the free space is below minFreeSpace. */
+    ok: boolean
+    /** Free bytes of the upload filesystem (for an unprivileged writer). */
+    freeBytes: number
+    minFreeSpace: number
   }
 
   /** Options after defaults are applied; frozen. */
@@ -75,6 +102,7 @@ declare namespace fastifyTus {
     readonly maxReserved: number | `${number}%`
     readonly reservationTimeout: number
     readonly idleTimeout: number
+    readonly takeoverTimeout: number
     readonly underPressure: FastifyUnderPressureOptions | false
     readonly hooks: Readonly<TusHooksOption>
     readonly progressInterval: number
@@ -83,7 +111,11 @@ declare namespace fastifyTus {
     /** `false` when the expiration extension is off. */
     readonly expiration: number | false
     readonly cors: false | true | string | readonly string[] | ((origin: string) => boolean | Promise<boolean>)
+    readonly ietf: boolean
     readonly download: boolean
+    /** The registry the metrics are in, or `false`. */
+    readonly metrics: Registry | false
+    readonly minFreeSpace: number
   }
 
   export type TusExtension =
@@ -278,6 +310,13 @@ declare namespace fastifyTus {
     create (input: CreateUploadInput): Promise<UploadRecord>
     /** Reads the record of an upload, in progress or finished; rejects with FST_TUS_UPLOAD_NOT_FOUND. */
     get (id: string): Promise<UploadRecord>
+    /**
+     * Reads the record once no request writes the upload: one still streaming into it, in any
+     * process or machine sharing the directory, is asked to let go and records what it received,
+     * so the offset is final. FST_TUS_UPLOAD_LOCKED when its holder does not let go within
+     * `takeoverTimeout`. HEAD uses it.
+     */
+    current (id: string): Promise<UploadRecord>
     /** Appends a stream to an upload under its lock, finishing it when the last byte is durable. */
     write (id: string, source: Readable | null, input: WriteUploadInput): Promise<WriteUploadResult>
     /**
@@ -298,6 +337,8 @@ declare namespace fastifyTus {
     addHook<K extends TusHookName> (name: K, listener: TusHookHandlers[K]): void
     /** Claims the oldest finished upload of this server's completedDir. */
     waitForFile (options?: WaitForFileOptions): Promise<ClaimedFile>
+    /** Free space of the upload filesystem against minFreeSpace, sampled now. */
+    health (): Promise<TusHealth>
   }
 
   export const fastifyTus: FastifyTus

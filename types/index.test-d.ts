@@ -1,11 +1,13 @@
 // The public type contract, checked the way a user's editor sees it.
 import Fastify, { type FastifyInstance, type FastifyPluginCallback } from 'fastify'
 import type { Readable } from 'node:stream'
+import { Registry } from 'prom-client'
 import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd'
 import tus, {
   fastifyTus,
   type FastifyTusOptions,
   type ResolvedTusOptions,
+  type TusHealth,
   type TusServer,
   type TusStore,
   type UploadMetadata,
@@ -37,6 +39,8 @@ app.register(tus, {
   maxMetadataSize: 1024,
   fsync: false,
   preallocate: false,
+  takeoverTimeout: 2000,
+  ietf: false,
   maxReserved: '10%',
   reservationTimeout: 60_000,
   underPressure: { maxEventLoopDelay: 500, healthCheck: async () => true, healthCheckInterval: 1000 }
@@ -62,6 +66,8 @@ expectError(app.register(tus, { directory, completedDir, maxSize: '1' }))
 expectError(app.register(tus, { directory, completedDir, maxChunkSize: '1' }))
 expectError(app.register(tus, { directory, completedDir, fsync: 'yes' }))
 expectError(app.register(tus, { directory, completedDir, preallocate: 1 }))
+expectError(app.register(tus, { directory, completedDir, takeoverTimeout: '5s' }))
+expectError(app.register(tus, { directory, completedDir, ietf: 'on' }))
 expectType<number | `${number}%`>(app.tus.options.maxReserved)
 expectType<number>(app.tus.options.reservationTimeout)
 expectError(app.register(tus, { directory, completedDir, maxReserved: 'a lot' }))
@@ -77,6 +83,7 @@ expectNotAssignable<FastifyTusOptions>({ directory, completedDir, underPressure:
 // The decorator, as the application sees it.
 expectType<TusServer>(app.tus)
 expectType<ResolvedTusOptions>(app.tus.options)
+expectType<boolean>(app.tus.options.ietf)
 expectType<TusStore>(app.tus.store)
 expectType<string>(app.tus.options.prefix)
 expectType<number>(app.tus.options.maxSize)
@@ -144,3 +151,16 @@ async function inner (instance: FastifyInstance): Promise<void> {
   expectType<UploadRecord>(await instance.tus.store.get('id'))
 }
 app.register(inner)
+
+// Metrics into prom-client's default registry or one of the application's; a free-space floor; health.
+app.register(tus, { directory, completedDir, metrics: true })
+app.register(tus, { directory, completedDir, metrics: { registry: new Registry() } })
+app.register(tus, { directory, completedDir, metrics: {} })
+app.register(tus, { directory, completedDir, minFreeSpace: 1024 ** 3 })
+expectError(app.register(tus, { directory, completedDir, metrics: { registry: 'default' } }))
+expectError(app.register(tus, { directory, completedDir, minFreeSpace: '1G' }))
+expectType<Registry | false>(app.tus.options.metrics)
+expectType<number>(app.tus.options.minFreeSpace)
+expectType<Promise<TusHealth>>(app.tus.health())
+expectType<boolean>((await app.tus.health()).ok)
+expectType<number>((await app.tus.health()).freeBytes)

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `fastify-tus <command>`: the command-line entry.
-import { runServe } from './serve'
-import { runUpload } from './upload'
+// Each command loads only its own modules: the upload client's (tus-js-client and
+// its dependencies) cost a server several MiB of RSS and start-up time for nothing.
 
 const USAGE = `Usage: fastify-tus <command> [options]
 
@@ -12,8 +12,8 @@ Commands:
 
 async function main (argv: string[]): Promise<number> {
   const [command, ...rest] = argv
-  if (command === 'serve') return await runServe(rest)
-  if (command === 'upload') return await runUpload(rest)
+  if (command === 'serve') return await (await import('./serve')).runServe(rest)
+  if (command === 'upload') return await (await import('./upload')).runUpload(rest)
   if (command === undefined || command === '--help' || command === '-h') {
     process.stdout.write(USAGE)
     return command === undefined ? 1 : 0

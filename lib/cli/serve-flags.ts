@@ -10,8 +10,14 @@ export interface ServeOptions {
   port: number
   host: string
   logLevel: string
+  /** node:cluster workers (0: one per CPU); undefined: serve in this process. */
+  workers?: number
   /** Fastify's trustProxy. */
   trustProxy: boolean | string[]
+  /** Answer GET /metrics in the Prometheus text format. */
+  metrics: boolean
+  /** ms the server gives requests still streaming to end cleanly on SIGTERM/SIGINT before it exits anyway. */
+  shutdownTimeout: number
   tus: FastifyTusOptions
 }
 
@@ -85,6 +91,8 @@ export const SERVE_FLAGS: ReadonlyArray<Flag<ServeOptions>> = [
     help: 'the tus extensions to offer, comma-separated (default: all)',
     apply: (o, v: string) => { o.tus.extensions = v.split(',').map((name) => name.trim()) as TusExtension[] }
   },
+  { name: 'min-free-space', value: 'BYTES', help: 'refuse creations (503) and fail /health below this much free space (default 0: no floor)', apply: (o, v: string) => { o.tus.minFreeSpace = integerFlag('--min-free-space', v) } },
+  { name: 'no-ietf', help: 'serve tus 1.0 only, not the IETF resumable-upload draft', apply: (o) => { o.tus.ietf = false } },
   { name: 'stale-upload-age', value: 'MS', help: 'the janitor deletes unfinished uploads idle for MS (default 86400000)', apply: (o, v: string) => { janitorOf(o, '--stale-upload-age').staleUploadAge = positiveFlag('--stale-upload-age', v) } },
   { name: 'completed-file-age', value: 'MS', help: 'the janitor deletes unclaimed finished uploads after MS (default 604800000)', apply: (o, v: string) => { janitorOf(o, '--completed-file-age').completedFileAge = positiveFlag('--completed-file-age', v) } },
   {
@@ -107,8 +115,11 @@ export const SERVE_FLAGS: ReadonlyArray<Flag<ServeOptions>> = [
     value: 'MS',
     help: 'answer 503 while the event loop lags more than MS (0: never; default 1000)',
     apply: (o, v: string) => {
+      const { maxEventLoopDelay: _previous, ...others } = pressureOf(o)
       const delay = integerFlag('--max-event-loop-delay', v)
-      o.tus.underPressure = delay === 0 ? false : { maxEventLoopDelay: delay }
+      const pressure = delay === 0 ? others : { ...others, maxEventLoopDelay: delay }
+      // Nothing left to watch: no shedding at all.
+      o.tus.underPressure = Object.keys(pressure).length === 0 ? false : pressure
     }
   },
   {
@@ -117,11 +128,51 @@ export const SERVE_FLAGS: ReadonlyArray<Flag<ServeOptions>> = [
     help: 'believe X-Forwarded-* from these proxies: addresses or CIDRs, comma-separated, or true for any',
     apply: (o, v: string) => { o.trustProxy = trustProxyFlag(v) }
   },
+  {
+    name: 'takeover-timeout',
+    value: 'MS',
+    help: 'how long a request waits for another process holding its upload to let go, then 423 (default 5000)',
+    apply: (o, v: string) => { o.tus.takeoverTimeout = integerFlag('--takeover-timeout', v) }
+  },
+  {
+    name: 'workers',
+    value: 'N',
+    help: 'serve from N worker processes on one port (0: one per CPU); a worker that dies is replaced',
+    apply: (o, v: string) => { o.workers = integerFlag('--workers', v) }
+  },
+  {
+    name: 'max-heap-used',
+    value: 'BYTES',
+    help: 'answer 503 while the heap holds more than BYTES (default: no limit)',
+    apply: (o, v: string) => { o.tus.underPressure = { ...pressureOf(o), maxHeapUsedBytes: integerFlag('--max-heap-used', v) } }
+  },
+  { name: 'metrics', help: 'answer GET /metrics for Prometheus', apply: (o) => { o.metrics = true } },
+  {
+    name: 'shutdown-timeout',
+    value: 'MS',
+    help: 'on SIGTERM/SIGINT, ms to let requests end before exiting (default 10000)',
+    apply: (o, v: string) => { o.shutdownTimeout = integerFlag('--shutdown-timeout', v) }
+  },
   { name: 'log-level', value: 'LEVEL', help: 'fatal, error, warn, info, debug, trace or silent (default info)', apply: (o, v: string) => { o.logLevel = v } }
 ]
 
 export function defaultServeOptions (): ServeOptions {
-  return { port: 1080, host: '127.0.0.1', logLevel: 'info', trustProxy: false, tus: { directory: './uploads', completedDir: './completed', download: true } }
+  return {
+    port: 1080,
+    host: '127.0.0.1',
+    logLevel: 'info',
+    trustProxy: false,
+    metrics: false,
+    shutdownTimeout: 10_000,
+    tus: { directory: './uploads', completedDir: './completed', download: true, underPressure: { ...DEFAULT_PRESSURE } }
+  }
+}
+
+/** The plugin's own default shedding, which serve starts from. */
+export const DEFAULT_PRESSURE = Object.freeze({ maxEventLoopDelay: 1000 })
+
+function pressureOf (options: ServeOptions): Record<string, unknown> {
+  return options.tus.underPressure === false ? {} : { ...options.tus.underPressure }
 }
 
 export function serveHelp (): string {

@@ -3,7 +3,8 @@
 // serves there is answered 405 with `Allow`, whichever module adds routes.
 import type { FastifyInstance } from 'fastify'
 
-interface RoutePattern { pattern: RegExp, methods: Set<string> }
+// Each method with the name the plugin's routes give it (config.uploadRoute), if any.
+interface RoutePattern { pattern: RegExp, methods: Map<string, string | undefined> }
 
 // find-my-way paths: `*` is the rest of the path, `:name` one segment.
 function patternOf (url: string): RegExp {
@@ -21,18 +22,20 @@ export class AllowedMethods {
   /** Learns every route added to `app` from now on. */
   constructor (app: FastifyInstance) {
     app.addHook('onRoute', (route) => {
-      const entry = this.routes.get(route.url) ?? { pattern: patternOf(route.url), methods: new Set<string>() }
-      for (const method of Array.isArray(route.method) ? route.method : [route.method]) entry.methods.add(method.toUpperCase())
+      const entry = this.routes.get(route.url) ?? { pattern: patternOf(route.url), methods: new Map<string, string | undefined>() }
+      const name = (route.config as { uploadRoute?: string } | undefined)?.uploadRoute
+      for (const method of Array.isArray(route.method) ? route.method : [route.method]) entry.methods.set(method.toUpperCase(), name)
       this.routes.set(route.url, entry)
     })
   }
 
-  /** The methods served at the URL's path, sorted; empty when no route matches it. */
-  at (url: string): string[] {
+  /** The methods served at the URL's path, sorted; empty when no route matches it. `serves` keeps only the named routes a protocol serves. */
+  at (url: string, serves: (name: string) => boolean = () => true): string[] {
     const pathname = url.split('?')[0]
     const methods = new Set<string>()
     for (const { pattern, methods: served } of this.routes.values()) {
-      if (pattern.test(pathname)) for (const method of served) methods.add(method)
+      if (!pattern.test(pathname)) continue
+      for (const [method, name] of served) if (name === undefined || serves(name)) methods.add(method)
     }
     return [...methods].sort()
   }

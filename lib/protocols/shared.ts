@@ -5,11 +5,12 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { ProposedUpload, ResolvedTusOptions, UploadMetadata, UploadRecord, WriteUploadInput, WriteUploadResult } from '../../types/index'
-import { FST_TUS_CHUNK_TOO_LARGE, FST_TUS_IDLE_TIMEOUT } from '../errors'
+import { FST_TUS_CHUNK_TOO_LARGE, FST_TUS_IDLE_TIMEOUT, RETRY_AFTER } from '../errors'
 import { parseContentLength } from '../headers'
 import type { Hooks } from '../hooks'
 import { ProgressThrottle } from './progress'
 import type { FileStore } from '../store/index'
+import { summary } from '../upload-log'
 
 /** What a protocol's handlers work with: one per plugin registration, shared by every protocol. */
 export interface ProtocolContext {
@@ -19,11 +20,13 @@ export interface ProtocolContext {
   /** The full prefix of the routes' context, without a trailing slash. */
   readonly base: string
   readonly progress: ProgressThrottle
+  /** Told, once per request, how many body bytes the store recorded (the metrics). */
+  readonly received: ((bytes: number) => void) | undefined
 }
 
-export function protocolContext (prefix: string, options: ResolvedTusOptions, store: FileStore, hooks: Hooks): ProtocolContext {
+export function protocolContext (prefix: string, options: ResolvedTusOptions, store: FileStore, hooks: Hooks, received?: (bytes: number) => void): ProtocolContext {
   const base = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix
-  return { options, store, hooks, base, progress: new ProgressThrottle(options.progressInterval) }
+  return { options, store, hooks, base, progress: new ProgressThrottle(options.progressInterval), received }
 }
 
 export type Handler = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
@@ -39,9 +42,9 @@ export function uploadUrl (context: ProtocolContext, request: FastifyRequest, id
   return `${request.protocol}://${request.host}${context.base}/${id}`
 }
 
-/** Every later line of the request's log, Fastify's own included, names the upload. */
+/** Every later line of the request's log, Fastify's own included, names the upload and the client. */
 export function withUploadId (request: FastifyRequest, reply: FastifyReply, uploadId: string): FastifyRequest['log'] {
-  const log = request.log.child({ uploadId })
+  const log = request.log.child({ uploadId, remoteAddress: request.ip })
   request.log = log
   reply.log = log
   return log
@@ -85,7 +88,7 @@ export async function announceCreated (context: ProtocolContext, request: Fastif
 
 /** An upload is in completedDir: logged, and tus:completed told. */
 export async function announceCompleted (context: ProtocolContext, request: FastifyRequest, record: UploadRecord): Promise<void> {
-  request.log.info({ uploadId: record.id, length: record.length, duration: record.duration }, 'upload completed')
+  request.log.info(summary(request.log, record), 'upload completed')
   await context.hooks.notify('tus:completed', request.log, record.id, record)
 }
 
@@ -94,10 +97,16 @@ export async function announceCompleted (context: ProtocolContext, request: Fast
  * hooks around it (tus:progress, tus:completed, tus:failed) and the idle timeout on
  * its body. `id` is null for a creation. `run` passes the events on to the store.
  */
-export async function writeThroughStore (context: ProtocolContext, request: FastifyRequest, id: string | null, run: (events: WriteEvents) => Promise<WriteUploadResult>): Promise<WriteUploadResult> {
-  const { hooks, store, progress } = context
-  const onProgress = hooks.has('tus:progress')
-    ? (record: UploadRecord) => { if (progress.due(record)) void hooks.notify('tus:progress', request.log, record.id, record) }
+export async function writeThroughStore (context: ProtocolContext, request: FastifyRequest, id: string | null, start: number, run: (events: WriteEvents) => Promise<WriteUploadResult>): Promise<WriteUploadResult> {
+  const { hooks, store, progress, received } = context
+  // Bytes are counted once per request, from the offsets the store recorded (it reports every record it writes).
+  let recorded = start
+  const notify = hooks.has('tus:progress')
+  const onProgress = notify || received !== undefined
+    ? (record: UploadRecord) => {
+        recorded = record.offset
+        if (notify && progress.due(record)) void hooks.notify('tus:progress', request.log, record.id, record)
+      }
     : undefined
   const onHandedOver = (record: UploadRecord): Promise<void> => announceCompleted(context, request, record)
   let result: WriteUploadResult
@@ -107,6 +116,8 @@ export async function writeThroughStore (context: ProtocolContext, request: Fast
     // Refusals of the protocol (409, 413 ...) are part of resuming; failures of the server are not.
     if (statusOf(error as FastifyError) >= 500) await hooks.failed(request.log, error as Error, id === null ? null : await store.get(id).catch(() => null))
     throw error
+  } finally {
+    if (recorded > start) received?.(recorded - start)
   }
   request.log.debug({ offset: result.record.offset, written: result.written }, 'chunk written')
   return result
@@ -142,30 +153,61 @@ export function statusOf (error: FastifyError): number {
 
 /**
  * The error reply every protocol gives: logged (refusals at info, failures at error),
- * a JSON body with the FST_TUS_* code, `Retry-After` on 423, and `Connection: close`
+ * a JSON body with the FST_TUS_* code, `Retry-After` where the code has one, and `Connection: close`
  * when the body was not read. `protocolHeaders` adds the protocol's own headers.
  */
 export function sendError (error: FastifyError, request: FastifyRequest, reply: FastifyReply, protocolHeaders: (statusCode: number) => void = () => {}): void {
+  const { statusCode, code, message } = refusalOf(error, request, reply)
+  protocolHeaders(statusCode)
+  reply.code(statusCode).send({
+    statusCode,
+    code,
+    error: statusCode === 460 ? 'Checksum Mismatch' : STATUS_CODES[statusCode] ?? 'Error',
+    message
+  })
+}
+
+/**
+ * What every protocol's error reply starts with: the error logged (refusals at
+ * info, failures at error), `Retry-After` where the code has one, `Connection: close` when the
+ * body was not read, and what the client may be told of it.
+ */
+export function refusalOf (error: FastifyError, request: FastifyRequest, reply: FastifyReply): { statusCode: number, code: string, message: string } {
   const statusCode = statusOf(error)
   if (statusCode >= 500) request.log.error({ err: error }, 'tus request failed')
   else request.log.info({ code: error.code, statusCode }, error.message)
-  protocolHeaders(statusCode)
-  if (statusCode === 423) reply.header('Retry-After', '1')
+  // under-pressure sets its own before it refuses.
+  const retryAfter = RETRY_AFTER[error.code]
+  if (retryAfter !== undefined && !reply.hasHeader('retry-after')) reply.header('Retry-After', String(retryAfter))
   // A body left unread is not drained (it may be gigabytes): the connection ends with this answer.
   if (!request.raw.complete) reply.header('Connection', 'close')
   // A refusal (4xx, from the plugin or an application hook) is told as it is; an
   // unexpected failure's message may name server paths, so it goes to the log only.
   const told = statusCode < 500 || (typeof error.code === 'string' && error.code.startsWith('FST_'))
-  reply.code(statusCode).send({
+  return {
     statusCode,
     code: typeof error.code === 'string' && told ? error.code : (told ? 'FST_TUS_REFUSED' : 'FST_TUS_INTERNAL'),
-    error: statusCode === 460 ? 'Checksum Mismatch' : STATUS_CODES[statusCode] ?? 'Error',
     message: told ? error.message : 'Internal Server Error'
-  })
+  }
+}
+
+/**
+ * Termination (tus) or cancellation (IETF): tus:preAccess and tus:preTerminate may
+ * refuse; then `allowed` runs, the store removes the upload, and tus:terminated is told.
+ */
+export async function terminateThroughStore (context: ProtocolContext, request: FastifyRequest, id: string, allowed?: () => Promise<void>): Promise<void> {
+  const { store, hooks } = context
+  const record = await store.get(id)
+  await hooks.run('tus:preAccess', request, record)
+  await hooks.run('tus:preTerminate', request, record)
+  await allowed?.()
+  const terminated = await store.terminate(record.id)
+  request.log.info(summary(request.log, terminated), 'upload terminated')
+  await hooks.notify('tus:terminated', request.log, record.id, terminated, request)
 }
 
 /** The routes every protocol is served on, under the plugin's prefix; `notFound` answers any other URL. */
-export type RouteName = 'options' | 'create' | 'head' | 'patch' | 'delete' | 'override' | 'notFound'
+export type RouteName = 'options' | 'create' | 'put' | 'head' | 'get' | 'patch' | 'delete' | 'override' | 'notFound'
 
 /** A wire protocol: which requests are its own, and how it answers them. */
 export interface Protocol {
@@ -176,5 +218,6 @@ export interface Protocol {
   onRequest (request: FastifyRequest, reply: FastifyReply, route: RouteName | undefined): void | Promise<void>
   /** Answers a failed request (usually sendError with the protocol's own headers). */
   replyError (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void
-  readonly handlers: Readonly<Record<RouteName, Handler>>
+  /** A route the protocol has no handler for is answered by its `notFound`. */
+  readonly handlers: Readonly<Partial<Record<RouteName, Handler>>> & { readonly notFound: Handler }
 }

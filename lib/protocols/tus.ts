@@ -37,6 +37,7 @@ import {
   maxBytesOf,
   preCreate,
   sendError,
+  terminateThroughStore,
   uploadIdOf,
   writeThroughStore,
   type Protocol,
@@ -136,7 +137,7 @@ async function createUpload (tus: Tus, request: FastifyRequest, reply: FastifyRe
     if (record.finishedAt !== null && !isPartial(record)) await announceCompleted(tus, request, record)
   } else {
     const write = { offset: 0, maxBytes: maxBytesOf(tus), contentLength, checksum, onCreated }
-    record = (await writeThroughStore(tus, request, null, (events) => tus.store.createWithData(input, body, { ...write, ...events }))).record
+    record = (await writeThroughStore(tus, request, null, 0, (events) => tus.store.createWithData(input, body, { ...write, ...events }))).record
     reply.header('Upload-Offset', record.offset)
   }
   expiresHeader(tus, reply, record)
@@ -145,7 +146,8 @@ async function createUpload (tus: Tus, request: FastifyRequest, reply: FastifyRe
 
 async function headUpload (tus: Tus, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   tusBody(request)
-  const record = await tus.store.get(uploadIdOf(request))
+  // A client back after a dead connection gets the offset its old request reached, even on another node.
+  const record = await tus.store.current(uploadIdOf(request))
   await tus.hooks.run('tus:preAccess', request, record)
   reply.header('Cache-Control', 'no-store')
   // A final upload has no offset to resume from until it is assembled.
@@ -171,7 +173,7 @@ async function patchUpload (tus: Tus, request: FastifyRequest, reply: FastifyRep
   // The store reads the record under the lock; an extra read only when someone must check access first.
   if (tus.hooks.has('tus:preAccess')) await tus.hooks.run('tus:preAccess', request, await tus.store.get(id))
   const write = { offset, length, maxBytes: maxBytesOf(tus), contentLength, checksum }
-  const { record } = await writeThroughStore(tus, request, id, (events) => tus.store.write(id, body ?? null, { ...write, ...events }))
+  const { record } = await writeThroughStore(tus, request, id, offset, (events) => tus.store.write(id, body ?? null, { ...write, ...events }))
   reply.header('Upload-Offset', record.offset)
   expiresHeader(tus, reply, record)
   reply.code(204).send()
@@ -180,12 +182,7 @@ async function patchUpload (tus: Tus, request: FastifyRequest, reply: FastifyRep
 async function deleteUpload (tus: Tus, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   tusBody(request)
   requireExtension(tus, 'termination')
-  const record = await tus.store.get(uploadIdOf(request))
-  await tus.hooks.run('tus:preAccess', request, record)
-  await tus.hooks.run('tus:preTerminate', request, record)
-  const terminated = await tus.store.terminate(record.id)
-  request.log.info('upload terminated')
-  await tus.hooks.notify('tus:terminated', request.log, record.id, terminated, request)
+  await terminateThroughStore(tus, request, uploadIdOf(request))
   reply.code(204).send()
 }
 

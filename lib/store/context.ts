@@ -6,6 +6,10 @@ import { Directory } from './directory'
 import { unlinkIfPresent } from './files'
 import { recordName } from './record'
 import { faultAt } from './fault'
+import { ReleaseRequests } from './release-requests'
+
+// How often a holder looks for release requests made on other machines (no inotify there).
+const RELEASE_POLL = 200
 import { Reservations } from './reservations'
 
 export interface FileStoreOptions {
@@ -25,7 +29,7 @@ export interface FileStoreOptions {
   expiration: number | false
   /** During a long write, make bytes durable and record the offset every this many bytes. */
   checkpointBytes?: number
-  /** How long a write waits for a superseded writer in this process to let go. */
+  /** How long a request waits for the holder of its upload's lock (any process) to let go. */
   takeoverTimeout?: number
   /** Runs when the last byte is durable, before hand-over; when it throws, the upload is deleted. */
   beforeFinish?: (record: UploadRecord) => Promise<void>
@@ -38,6 +42,8 @@ export class StoreContext {
   readonly completed: Directory
   readonly checkpointBytes: number
   readonly takeoverTimeout: number
+  /** Asks for, and answers, release requests of upload locks held by other processes. */
+  readonly releases: ReleaseRequests
   // Uploads created with data whose names are not durable yet: the write that follows makes them so.
   readonly unnamed = new Set<string>()
   readonly reservations: Reservations
@@ -48,7 +54,8 @@ export class StoreContext {
     this.uploads = new Directory(options.directory)
     this.completed = new Directory(options.completedDir)
     this.checkpointBytes = options.checkpointBytes ?? 64 * 1024 * 1024
-    this.takeoverTimeout = options.takeoverTimeout ?? 2000
+    this.takeoverTimeout = options.takeoverTimeout ?? 5000
+    this.releases = new ReleaseRequests(options.directory, RELEASE_POLL)
     this.reservations = new Reservations({
       directory: this.uploads,
       fsync: options.fsync,

@@ -18,6 +18,7 @@ import { RECORD_ROOM, isDiskFull, limitOf, storageError, streamFailure, type Bod
 import { pump } from './pump'
 import { writeRecord } from './record'
 import { UploadSink } from './sink'
+import { track } from './takeover'
 import type { BodyWriting } from './write'
 
 export interface CreatedCallback {
@@ -65,11 +66,16 @@ export class CreationWithData {
     const verifier = write.checksum !== undefined ? new ChecksumVerifier(write.checksum) : undefined
     const sink = new UploadSink(handle.fd, 0, limit, overLimit, () => {}, verifier)
     let streamError: unknown
+    const writer = track(this.store, dataPath, source)
+    writer.streaming(true)
     try {
       await pump(source, sink)
       verifier?.verify()
     } catch (error) {
       streamError = error
+    } finally {
+      writer.streaming(false)
+      writer.release()
     }
     await sink.idle()
     // A checksummed body counts only whole and verified.

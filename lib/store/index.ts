@@ -3,6 +3,7 @@
 // Fastify; all coordination between processes is flock, atomic renames and the
 // record. This class is its face: each concern lives in a module of its own.
 import { stat } from 'node:fs/promises'
+import path from 'node:path'
 import type { Readable } from 'node:stream'
 import type { CreateUploadInput, TusStore, UploadRecord, WriteUploadInput, WriteUploadResult } from '../../types/index'
 import { FST_TUS_INVALID_OPTION, FST_TUS_UPLOAD_EXPIRED, FST_TUS_UPLOAD_NOT_FOUND } from '../errors'
@@ -12,7 +13,10 @@ import { CreationWithData, type CreatedCallback } from './create-with-data'
 import type { Directory } from './directory'
 import { HandOver } from './finish'
 import { isUploadId } from './ids'
+import { openIfPresent } from './files'
 import { readRecord } from './record'
+import { unlockedNow } from './lock'
+import { acquireLock, stopWrites } from './takeover'
 import type { Reservations } from './reservations'
 import { terminate } from './terminate'
 import { BodyWriting } from './write'
@@ -56,9 +60,20 @@ export class FileStore implements TusStore {
     }
     // Without preallocation nothing is reserved.
     if (this.options.preallocate) await this.reservations.open()
+    this.context.releases.start()
+  }
+
+  /**
+   * Ends every body streaming into this store, and every one that starts later,
+   * as a failed request: what arrived is made durable and recorded, and the
+   * write rejects with `error` (the request still answers). For a shutdown.
+   */
+  stopWrites (error: Error): void {
+    stopWrites(this.context, error)
   }
 
   async close (): Promise<void> {
+    this.context.releases.stop()
     await this.reservations.close()
     await this.uploads.close()
     await this.completed.close()
@@ -79,6 +94,22 @@ export class FileStore implements TusStore {
     if (record === undefined) throw new FST_TUS_UPLOAD_NOT_FOUND()
     if (this.isExpired(record, Date.now())) throw new FST_TUS_UPLOAD_EXPIRED()
     return record
+  }
+
+  async current (id: string): Promise<UploadRecord> {
+    if (!isUploadId(id)) throw new FST_TUS_UPLOAD_NOT_FOUND()
+    const dataPath = path.join(this.directory, id)
+    if (unlockedNow(dataPath) !== false) return await this.get(id)
+    const handle = await openIfPresent(dataPath, 'r')
+    if (handle === undefined) return await this.get(id)
+    try {
+      // A request writing it (here or elsewhere) records its bytes and lets go. The lock is held only
+      // for that: records are replaced atomically, and readers holding it while they read would starve writers.
+      await acquireLock(handle, dataPath, this.context, true)
+    } finally {
+      await handle.close()
+    }
+    return await this.get(id)
   }
 
   async write (id: string, source: Readable | null, input: WriteUploadInput): Promise<WriteUploadResult> {

@@ -2,9 +2,10 @@
 // temporary file, fsync it, rename it over the record, fsync the directory.
 // A record is a few hundred bytes: its open, read, write, close and rename are
 // made in place (microseconds on a local disk, far less CPU than a trip through
-// the thread pool); only the fsyncs, which wait for the disk, go to the pool.
+// the thread pool); only what waits for the disk goes to the pool: the fsyncs,
+// and the creation of a durable record's temporary file (it waits for the journal).
 import { randomBytes } from 'node:crypto'
-import { closeSync, fsync as fsyncFd, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
+import { closeSync, fsync as fsyncFd, open as openFd, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
 import { constants } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -13,6 +14,7 @@ import { FST_TUS_CORRUPT_RECORD } from '../errors'
 import type { Directory } from './directory'
 
 const fsync = promisify(fsyncFd)
+const open = promisify(openFd)
 // Temporary names unique across processes and machines sharing the directory, without a random draw per write.
 const writer = `${randomBytes(6).toString('hex')}-${process.pid}`
 let written = 0
@@ -53,7 +55,10 @@ export async function readRecord (directory: string, id: string): Promise<Upload
 export async function writeRecord (directory: Directory, record: UploadRecord, durable: boolean, named = durable, covered?: Promise<void>): Promise<void> {
   // Dot-prefixed so that scans for records never see a half-written one.
   const temporary = path.join(directory.path, `.${record.id}.${writer}-${written++}.tmp`)
-  const fd = openSync(temporary, 'wx', 0o644)
+  // Creating a name waits for the filesystem's journal, which other requests' fsyncs keep
+  // committing: off the event loop when fsyncing (in place, it was a fifth of the main
+  // thread's time with 32 creations with data at once).
+  const fd = durable ? await open(temporary, 'wx', 0o644) : openSync(temporary, 'wx', 0o644)
   try {
     writeFileSync(fd, JSON.stringify(record))
     // `covered` (the data the record speaks of, being made durable) runs beside this fsync;

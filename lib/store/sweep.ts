@@ -37,7 +37,8 @@ async function list (directory: string): Promise<Listing> {
     const record = RECORD.exec(name)?.[1]
     if (record !== undefined && isUploadId(record)) listing.records.push(record)
     else if (isUploadId(name)) listing.data.push(name)
-    else if (name.startsWith('.') && name.endsWith('.tmp')) listing.temporary.push(name)
+    // Release requests (.<id>.release) left by an asker that crashed go the way of temporary files.
+    else if (name.startsWith('.') && (name.endsWith('.tmp') || name.endsWith('.release'))) listing.temporary.push(name)
     else if (name.endsWith(LINK_SUFFIX) && isUploadId(name.slice(0, -LINK_SUFFIX.length))) listing.links.push(name)
   }
   return listing

@@ -26,7 +26,7 @@ async function terminateInProgress (store: StoreContext, concatenation: Concaten
   if (handle === undefined) return undefined
   let release = (): void => {}
   try {
-    release = (await takeLock(handle, dataPath, null, store.takeoverTimeout)).release
+    release = (await takeLock(handle, dataPath, null, store)).release
     const record = await readRecord(store.directory, id)
     if (record === undefined) return undefined // handed over while we waited
     faultAt('terminate:locked')

@@ -43,7 +43,7 @@ export class BodyWriting {
     if (handle === undefined) return await this.writeFinished(id, source, input)
     let release = (): void => {}
     try {
-      const writer = await takeLock(handle, dataPath, source, store.takeoverTimeout)
+      const writer = await takeLock(handle, dataPath, source, store)
       release = writer.release
       const record = await readRecord(store.directory, id)
       // No record beside the data: it was handed over while we waited for the lock.
