@@ -351,7 +351,7 @@ t.test('power cuts while uploads finish, assemble, terminate, and while the jani
     }
     const offset = Number(head.headers['upload-offset'])
     const answer = await patch(`${server.endpoint}/${u.id!}`, offset, u.data.subarray(offset))
-    if (answer.statusCode !== 204) t.fail(`${u.name}: resumed at ${offset}: ${answer.statusCode} ${answer.text}`)
+    if (answer.statusCode !== 204) t.fail(`${u.name}: resumed at ${offset}: ${answer.statusCode} ${answer.text}\n${server.stderr()}`)
     else if (!u.partial) u.finished = true
   }
   const owed = uploads.filter((u) => u.finished && !u.deleteSent)

@@ -69,7 +69,7 @@ class Race {
     try {
       response = await call(this.url(u))
     } catch (error) {
-      // A PATCH stopped by another request of its process may lose its connection instead of an answer.
+      // A PATCH stopped by another request for its upload (from any process) may lose its connection instead of an answer.
       if (kind === 'PATCH' && raced) {
         this.count(`${kind} cut off`)
         return undefined
@@ -111,10 +111,12 @@ class Race {
       const patches = u.finished ? 0 : (this.rand() < 0.5 ? 2 : 1)
       if (start + size === u.data.length && patches > 0) u.endSent = true
       if (deleting) u.deleteSent = true
-      const raced = patches + (deleting ? 1 : 0) > 1
+      const heading = this.rand() < 0.5
+      // A HEAD stops a PATCH still streaming too (takeover), in any process.
+      const raced = patches + (deleting ? 1 : 0) + (heading ? 1 : 0) > 1
       const body = u.data.subarray(start, start + size)
       const [head, deleted, ...patched] = await Promise.all([
-        this.rand() < 0.5 ? this.request(u, 'HEAD', (url) => send(url, 'HEAD', TUS), raced) : undefined,
+        heading ? this.request(u, 'HEAD', (url) => send(url, 'HEAD', TUS), raced) : undefined,
         deleting ? this.request(u, 'DELETE', (url) => send(url, 'DELETE', TUS), raced) : undefined,
         ...Array.from({ length: patches }, () => this.request(u, 'PATCH', (url) => patch(url, start, body), raced))
       ])
