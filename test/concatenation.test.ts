@@ -3,7 +3,7 @@
 // byte and handed over once, even when its last two partials finish at the
 // same moment in two server processes.
 import { randomBytes } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import t from 'tap'
 import * as tus from 'tus-js-client'
@@ -128,6 +128,28 @@ t.test('concatenation-unfinished: a final upload created before its partials fin
   t.equal(head.headers['upload-offset'], String(a.length + b.length), 'assembled: Upload-Offset == Upload-Length')
   t.equal(head.headers['upload-length'], String(a.length + b.length))
   t.equal(head.headers['upload-concat'], concat)
+  await assertCompleted(t, server, { id: finalId, sha256: sha256(Buffer.concat([a, b])), length: a.length + b.length })
+  t.strictSame(completed.map((upload) => upload.id), [finalId], 'tus:completed once, for the final upload')
+})
+
+t.test('a partial whose link to its final is unreadable still finishes, and the janitor assembles the final', async (t) => {
+  const { server, completed } = await serverWithCompleted(t)
+  const a = randomBytes(10 * KiB)
+  const b = randomBytes(20 * KiB)
+  const aUrl = await partial(server.endpoint, a)
+  const bUrl = await partial(server.endpoint, b, b.length)
+  const final = await postFinal(server.endpoint, [aUrl, bUrl])
+  t.equal(final.statusCode, 201)
+  const finalId = idOf(String(final.headers.location))
+  const link = path.join(server.directory, `${idOf(bUrl)}.final`)
+  t.equal(await readFile(link, 'utf8'), finalId, 'the waiting partial links to its final')
+  t.notOk((await names(server.directory)).some((name) => name.endsWith('.tmp')), 'no temporary file left by the link')
+  // What a power cut leaves when a link's name is durable and its content is not.
+  await writeFile(link, '')
+  const last = await patch(bUrl, 0, b)
+  t.equal(last.statusCode, 204, 'the partial finishes')
+  t.strictSame(completed, [], 'the final is not assembled without its link')
+  t.strictSame((await server.app.tus.janitor.run()).finalized, [finalId], 'the janitor assembles and hands over the final')
   await assertCompleted(t, server, { id: finalId, sha256: sha256(Buffer.concat([a, b])), length: a.length + b.length })
   t.strictSame(completed.map((upload) => upload.id), [finalId], 'tus:completed once, for the final upload')
 })

@@ -3,7 +3,7 @@
 // the final's lock, waited for rather than tried, so that of two partials
 // finishing at once (in two processes), the second sees the first's work.
 import { createReadStream } from 'node:fs'
-import { readFile, writeFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import type { UploadRecord } from '../../types/index'
 import { FST_TUS_INVALID_CONCAT, FST_TUS_UPLOAD_EXPIRED, FST_TUS_UPLOAD_NOT_FOUND } from '../errors'
@@ -11,7 +11,8 @@ import type { StoreContext } from './context'
 import { openIfPresent, unlinkIfPresent } from './files'
 import { lock } from './lock'
 import { pump } from './pump'
-import { readRecord } from './record'
+import { isUploadId } from './ids'
+import { readRecord, replaceFile } from './record'
 import { UploadSink } from './sink'
 import { faultAt } from './fault'
 
@@ -20,6 +21,16 @@ export const isFinal = (record: UploadRecord): boolean => record.concat !== null
 
 /** `<partial id>.final` holds the id of the final upload waiting for that partial. */
 export const linkName = (partialId: string): string => `${partialId}.final`
+
+/**
+ * The id in a partial's link, or undefined without one. A link torn by a crash of an older
+ * version, or written without fsync, is read as none: the janitor assembles every final whose
+ * partials are finished.
+ */
+export async function readLink (directory: string, partialId: string): Promise<string | undefined> {
+  const finalId = await readFile(path.join(directory, linkName(partialId)), 'utf8').catch(() => undefined)
+  return finalId !== undefined && isUploadId(finalId) ? finalId : undefined
+}
 
 /** Completes an upload whose last byte is recorded (see HandOver.complete); resolves with the uploads handed over. */
 export type Complete = (record: UploadRecord) => Promise<UploadRecord[]>
@@ -48,15 +59,18 @@ export class Concatenation {
   /** A final upload was created: its unfinished partials learn of it, and it is assembled if none is left. */
   async created (final: UploadRecord, partials: UploadRecord[]): Promise<UploadRecord> {
     const waiting = partials.filter((partial) => partial.finishedAt === null)
-    for (const partial of waiting) await writeFile(path.join(this.store.directory, linkName(partial.id)), final.id)
-    if (waiting.length > 0 && this.store.options.fsync) await this.store.uploads.sync()
+    // Replaced atomically and fsynced like a record: another request's directory fsync may make
+    // the link's name durable before its content, and a power cut would then leave it empty.
+    const { fsync } = this.store.options
+    for (const partial of waiting) await replaceFile(this.store.uploads, linkName(partial.id), final.id, fsync, false)
+    if (waiting.length > 0 && fsync) await this.store.uploads.sync()
     // Always tried: a partial may have finished before its link existed.
     return await this.assemble(final.id) ?? final
   }
 
   /** A partial upload has its last byte: assemble the final waiting for it, if any. */
   async partialFinished (partial: UploadRecord): Promise<UploadRecord[]> {
-    const finalId = await readFile(path.join(this.store.directory, linkName(partial.id)), 'utf8').catch(() => undefined)
+    const finalId = await readLink(this.store.directory, partial.id)
     if (finalId === undefined) return []
     const final = await this.assemble(finalId)
     return final === undefined ? [] : [final]

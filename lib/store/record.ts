@@ -53,14 +53,19 @@ export async function readRecord (directory: string, id: string): Promise<Upload
  * directory durable.
  */
 export async function writeRecord (directory: Directory, record: UploadRecord, durable: boolean, named = durable, covered?: Promise<void>): Promise<void> {
+  await replaceFile(directory, recordName(record.id), JSON.stringify(record), durable, named, covered)
+}
+
+/** Replaces `<directory>/<name>` with `text` atomically, as writeRecord does a record. */
+export async function replaceFile (directory: Directory, name: string, text: string, durable: boolean, named = durable, covered?: Promise<void>): Promise<void> {
   // Dot-prefixed so that scans for records never see a half-written one.
-  const temporary = path.join(directory.path, `.${record.id}.${writer}-${written++}.tmp`)
+  const temporary = path.join(directory.path, `.${name}.${writer}-${written++}.tmp`)
   // Creating a name waits for the filesystem's journal, which other requests' fsyncs keep
   // committing: off the event loop when fsyncing (in place, it was a fifth of the main
   // thread's time with 32 creations with data at once).
   const fd = durable ? await open(temporary, 'wx', 0o644) : openSync(temporary, 'wx', 0o644)
   try {
-    writeFileSync(fd, JSON.stringify(record))
+    writeFileSync(fd, text)
     // `covered` (the data the record speaks of, being made durable) runs beside this fsync;
     // the record takes its name only once both are done.
     await Promise.all([durable ? fsync(fd) : undefined, covered])
@@ -70,6 +75,6 @@ export async function writeRecord (directory: Directory, record: UploadRecord, d
     throw error
   }
   closeSync(fd)
-  renameSync(temporary, path.join(directory.path, recordName(record.id)))
+  renameSync(temporary, path.join(directory.path, name))
   if (durable && named) await directory.sync()
 }

@@ -2,14 +2,14 @@
 // upload's flock (the same lock writers and claimers take), and counted only by
 // the process whose unlink or rename did it, so passes in several processes at
 // once neither collide nor double-count.
-import { open, readFile, readdir, stat, type FileHandle } from 'node:fs/promises'
+import { open, readdir, stat, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import type { JanitorReport, UploadRecord } from '../../types/index'
 import { isUploadId } from './ids'
 import { unlinkIfPresent } from './files'
 import type { FileStore } from './index'
 import { tryLock } from './lock'
-import { isFinal, isPartial, linkName } from './concat'
+import { isFinal, isPartial, linkName, readLink } from './concat'
 import { readRecord, recordName } from './record'
 
 export interface SweepPolicy {
@@ -117,8 +117,8 @@ class Pass {
 
   // The final waiting for this partial (its link names it) has left the uploads directory.
   private async finalHandedOver (partialId: string): Promise<boolean> {
-    const finalId = await readFile(path.join(this.store.directory, linkName(partialId)), 'utf8').catch(() => undefined)
-    return finalId !== undefined && isUploadId(finalId) && await readRecord(this.store.directory, finalId) === undefined &&
+    const finalId = await readLink(this.store.directory, partialId)
+    return finalId !== undefined && await readRecord(this.store.directory, finalId) === undefined &&
       await readRecord(this.store.completedDir, finalId) !== undefined
   }
 
