@@ -6,6 +6,9 @@
 // statuses per request kind are listed below), nothing may hang, and at the
 // end each upload is delivered exactly once with its bytes, or terminated, or
 // resumable at an offset whose bytes are on disk (and then resumed to its end).
+// Some uploads are partials of final uploads created before them (concatenation-
+// unfinished): the last partials of a final may finish at once in two processes,
+// and the final is still assembled and delivered exactly once.
 import { createHash, randomBytes } from 'node:crypto'
 import { readFile, readdir } from 'node:fs/promises'
 import path from 'node:path'
@@ -20,6 +23,7 @@ const KiB = 1024
 const SERVERS = 3
 const WORKERS = 2
 const UPLOADS = 24
+const FINALS = 4 // each of two partial uploads, racing like the others
 const STEPS = 30 // rounds of requests per upload, at most
 const SEED = Number(process.env.RACES_SEED ?? Math.floor(Math.random() * 2 ** 31))
 
@@ -51,7 +55,12 @@ interface Upload {
   endSent: boolean
   /** Delete at this round (-1: never; past the last round: after it finished). */
   deleteAt: number
+  /** A partial upload: removed once its final is assembled, never delivered itself. */
+  partial: boolean
 }
+
+/** A final upload: the concatenation of its partials, delivered once they are all finished. */
+interface Final { id: string, data: Buffer }
 
 class Race {
   readonly problems: string[] = []
@@ -182,14 +191,25 @@ t.test('PATCH, HEAD, DELETE, janitor passes and waitForFile racing on the same u
   await Promise.all(workers.map((worker) => worker.next('ready')))
 
   const uploads: Upload[] = []
-  for (let index = 0; index < UPLOADS; index++) {
-    const data = randomBytes((64 + Math.floor(rand() * 448)) * KiB)
-    const created = await send(servers[index % SERVERS].endpoint, 'POST', { ...TUS, 'upload-length': String(data.length) })
+  const create = async (index: number, headers: Record<string, string>): Promise<string> => {
+    const created = await send(servers[index % SERVERS].endpoint, 'POST', { ...TUS, ...headers })
     if (created.statusCode !== 201) throw new Error(`creation failed: ${created.statusCode} ${created.text}`)
     const location = String(created.headers.location)
-    // A third are deleted in the middle of their PATCHes, a sixth once finished (racing the workers).
-    const deleteAt = index % 3 === 0 ? Math.floor(rand() * 4) : (index % 6 === 1 ? STEPS : -1)
-    uploads.push({ index, id: location.slice(location.lastIndexOf('/') + 1), data, acked: 0, finished: false, terminated: false, deleteSent: false, endSent: false, deleteAt })
+    return location.slice(location.lastIndexOf('/') + 1)
+  }
+  for (let index = 0; index < UPLOADS + 2 * FINALS; index++) {
+    const data = randomBytes((64 + Math.floor(rand() * 448)) * KiB)
+    const partial = index >= UPLOADS
+    const id = await create(index, { 'upload-length': String(data.length), ...(partial ? { 'upload-concat': 'partial' } : {}) })
+    // A third are deleted in the middle of their PATCHes, a sixth once finished (racing the workers); partials never.
+    const deleteAt = partial ? -1 : index % 3 === 0 ? Math.floor(rand() * 4) : (index % 6 === 1 ? STEPS : -1)
+    uploads.push({ index, id, data, acked: 0, finished: false, terminated: false, deleteSent: false, endSent: false, deleteAt, partial })
+  }
+  const finals: Final[] = []
+  for (let index = 0; index < FINALS; index++) {
+    const parts = uploads.slice(UPLOADS + 2 * index, UPLOADS + 2 * index + 2)
+    const id = await create(index, { 'upload-concat': `final;${parts.map((p) => `/files/${p.id}`).join(' ')}` })
+    finals.push({ id, data: Buffer.concat(parts.map((p) => p.data)) })
   }
 
   const race = new Race(servers, rand)
@@ -202,8 +222,11 @@ t.test('PATCH, HEAD, DELETE, janitor passes and waitForFile racing on the same u
   for (const u of unfinished) await resume(race, u, directory, servers[u.index % SERVERS].endpoint)
   t.same(race.problems, [], `${unfinished.length} uploads the race left unfinished resumed from HEAD's offset, bytes intact, and finished`)
 
-  // Every finished upload that was not terminated reaches exactly one worker.
-  const delivered = uploads.filter((u) => !u.terminated)
+  // Every finished upload that was not terminated reaches exactly one worker; a final in place of its partials.
+  const delivered: Array<{ index: number | string, id: string, data: Buffer }> = [
+    ...uploads.filter((u) => !u.terminated && !u.partial),
+    ...finals.map((final, index) => ({ index: `final ${index}`, ...final }))
+  ]
   const saved = (): string[] => workers.flatMap((worker) => worker.saved())
   await waitFor('the workers to save every delivered upload', async () => delivered.every((u) => saved().includes(u.id)) ? true : undefined, 120_000)
   for (const worker of workers) worker.stop()
@@ -214,7 +237,8 @@ t.test('PATCH, HEAD, DELETE, janitor passes and waitForFile racing on the same u
   t.equal(new Set(savedIds).size, savedIds.length, `no upload saved twice (${savedIds.length} saves by ${WORKERS} workers)`)
   const terminated = uploads.filter((u) => u.terminated)
   t.same(terminated.filter((u) => savedIds.includes(u.id)).map((u) => u.index), [], `${terminated.length} terminated uploads: none delivered`)
-  const wrong: number[] = []
+  t.same(uploads.filter((u) => u.partial && savedIds.includes(u.id)).map((u) => u.index), [], `${2 * FINALS} partial uploads: none delivered itself`)
+  const wrong: Array<number | string> = []
   for (const u of delivered) if (digest(await readFile(path.join(dest, u.id))) !== digest(u.data)) wrong.push(u.index)
   t.same(wrong, [], `${delivered.length} delivered uploads, each with the bytes sent`)
 
