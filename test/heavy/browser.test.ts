@@ -17,8 +17,6 @@ import { CLI, ensureFreshBuild, startNode } from '../process-helpers'
 const MiB = 1024 * 1024
 
 ensureFreshBuild()
-// A safety net well above the usual run (under a minute), for a machine busy with other work.
-t.setTimeout(240_000)
 // One browser for the file; each test gets a context of its own (its own localStorage).
 const launched = launchBrowser(t)
 

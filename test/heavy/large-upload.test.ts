@@ -109,7 +109,6 @@ async function uploadInOnePatch (t: Test, server: CliServer, size: number): Prom
 }
 
 t.test('1 GiB in one PATCH to a separate server process, in bounded memory', async (t) => {
-  t.setTimeout(150_000)
   ensureBuilt()
   const server = await startCliServer(t)
   t.comment(`server RSS at rest: ${(memory(server.pid).rss / MiB).toFixed(1)} MiB`)
