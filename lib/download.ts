@@ -3,7 +3,6 @@
 // Content-Disposition for any UTF-8 filename, and never while a worker holds it.
 import { open } from 'node:fs/promises'
 import path from 'node:path'
-import send from '@fastify/send'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { UploadMetadata, UploadRecord } from '../types/index'
 import {
@@ -81,6 +80,8 @@ export async function sendDownload (request: FastifyRequest, reply: FastifyReply
   if (record.finishedAt === null) throw new FST_TUS_UPLOAD_UNFINISHED(record.offset, record.length ?? 'an unknown number of')
   if (await claimedByWorker(path.join(context.completedDir, id))) throw new FST_TUS_UPLOAD_CLAIMED()
 
+  // Loaded at the first download: most servers never serve one, and @fastify/send with its MIME table costs resident memory.
+  const { send } = require('@fastify/send') as typeof import('@fastify/send')
   const result = await send(request.raw, `/${id}`, {
     root: context.completedDir,
     index: false,

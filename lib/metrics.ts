@@ -3,11 +3,17 @@
 // request, never per chunk). Several plugins in one process may share a
 // registry: a metric already there is taken over rather than registered twice.
 import type { FastifyInstance } from 'fastify'
-import { Counter, Gauge, Histogram, register as defaultRegistry, type Registry } from 'prom-client'
+import type { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { JanitorReport, TusMetricsOptions } from '../types/index'
 import type { Hooks } from './hooks'
 
 type Metric = Counter<string> | Gauge<string> | Histogram<string>
+
+// Loaded only when metrics are on: prom-client and the OpenTelemetry API it pulls in
+// are megabytes of resident memory that a server without metrics never needs.
+function promClient (): typeof import('prom-client') {
+  return require('prom-client') as typeof import('prom-client')
+}
 
 export class TusMetrics {
   readonly created: Counter<string>
@@ -21,6 +27,7 @@ export class TusMetrics {
   readonly claims: Counter<string>
 
   constructor (readonly registry: Registry) {
+    const { Counter, Gauge, Histogram } = promClient()
     const counter = <L extends string>(name: string, help: string, labelNames: L[] = []): Counter<L> =>
       this.metric(name, () => new Counter({ name, help, labelNames, registers: [registry] }))
     this.created = counter('tus_uploads_created_total', 'Uploads created')
@@ -79,7 +86,7 @@ export class TusMetrics {
 /** The registry the `metrics` option asks for, or undefined without metrics. */
 export function metricsRegistry (option: boolean | TusMetricsOptions | undefined): Registry | undefined {
   if (option === undefined || option === false) return undefined
-  return option === true ? defaultRegistry : option.registry ?? defaultRegistry
+  return option === true ? promClient().register : option.registry ?? promClient().register
 }
 
 function reasonOf (error: unknown): string {

@@ -3,7 +3,7 @@
 // balancers, Prometheus metrics and a graceful stop for orchestrators.
 import Fastify, { type FastifyInstance, type LogLevel } from 'fastify'
 import underPressure from '@fastify/under-pressure'
-import { Registry, collectDefaultMetrics } from 'prom-client'
+import type { Registry } from 'prom-client'
 import { fastifyTus } from '../plugin'
 import { parseFlags } from './flags'
 import { SERVE_FLAGS, defaultServeOptions, serveHelp, type ServeOptions } from './serve-flags'
@@ -49,9 +49,8 @@ export async function createServer (options: ServeOptions): Promise<FastifyInsta
       return health.ok ? { freeBytes: health.freeBytes, minFreeSpace: health.minFreeSpace } : false
     }
   })
-  const registry = options.metrics ? new Registry() : undefined
+  const registry = options.metrics ? metricsRegistry() : undefined
   if (registry !== undefined) {
-    collectDefaultMetrics({ register: registry })
     // Scraped even under pressure: that is when the numbers matter most.
     app.get('/metrics', { config: { pressureHandler: () => undefined }, logLevel: probeLevel }, async (_request, reply) => {
       reply.type(registry.contentType)
@@ -62,6 +61,14 @@ export async function createServer (options: ServeOptions): Promise<FastifyInsta
   // The page uploads to the tus routes of its own origin.
   await app.register(uploadPage, { endpoint: app.tus.options.prefix, download: app.tus.options.download })
   return app
+}
+
+// prom-client is loaded only with --metrics: without them its megabytes of resident memory serve nothing.
+function metricsRegistry (): Registry {
+  const { Registry, collectDefaultMetrics } = require('prom-client') as typeof import('prom-client')
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+  return registry
 }
 
 export async function runServe (args: string[]): Promise<number> {
