@@ -8,6 +8,7 @@ import { parseServeArgs } from '../lib/cli/serve'
 import { SERVE_FLAGS, serveHelp } from '../lib/cli/serve-flags'
 import { UPLOAD_FLAGS, uploadHelp } from '../lib/cli/upload-flags'
 import { TUS, create, send, tempDir } from './helpers'
+import { waitFor } from './interop-helpers'
 import { CLI, ROOT, ensureFreshBuild, runNode, startNode } from './process-helpers'
 
 ensureFreshBuild()
@@ -125,25 +126,17 @@ t.test('--idle-timeout ends a silent body, keeping its bytes', async (t) => {
   socket.resume()
   await new Promise((resolve) => socket.once('close', resolve))
   t.ok(Date.now() - started >= 300, 'the server waited --idle-timeout before ending it')
-  // The server records after it hung up: a bounded wait for it.
-  let offset: unknown
-  for (let tries = 0; tries < 100 && offset !== '5'; tries++) {
-    offset = (await send(url.href, 'HEAD', TUS)).headers['upload-offset']
-    if (offset !== '5') await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  t.equal(offset, '5', 'the bytes that came are kept')
+  // The server records after it hung up: wait for the record.
+  const kept = async (): Promise<true | undefined> => (await send(url.href, 'HEAD', TUS)).headers['upload-offset'] === '5' ? true : undefined
+  t.ok(await waitFor('the record of the 5 bytes that came', kept), 'the bytes that came are kept')
 })
 
 t.test('--janitor-interval with --stale-upload-age: the janitor runs on schedule', async (t) => {
   const { endpoint } = await serve(t, ['--janitor-interval', '200', '--stale-upload-age', '1'])
   const url = await create(endpoint, { 'upload-length': '10' })
-  let status = 200
-  // Bounded: the janitor is due every 200 ms.
-  for (let tries = 0; tries < 100 && status !== 404; tries++) {
-    await new Promise((resolve) => setTimeout(resolve, 100))
-    status = (await send(url, 'HEAD', TUS)).statusCode
-  }
-  t.equal(status, 404, 'the stale upload was removed by a scheduled run')
+  // The janitor is due every 200 ms: wait for its run to remove the upload.
+  const removed = async (): Promise<true | undefined> => (await send(url, 'HEAD', TUS)).statusCode === 404 ? true : undefined
+  t.ok(await waitFor('a scheduled janitor run to remove the stale upload', removed), 'the stale upload was removed by a scheduled run')
 })
 
 /** The README's fenced block that begins with `first` (a help text's first line), after `heading`. */

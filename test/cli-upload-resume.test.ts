@@ -6,6 +6,7 @@ import { readdir, readFile } from 'node:fs/promises'
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
+import { waitFor } from './interop-helpers'
 import { CLI, ROOT, ensureFreshBuild, runNode, type Exit } from './process-helpers'
 import { finished, loggingServer, scratch, startUpload, upload, urlOf, writeRandom, type Running, type Scratch } from './cli-upload-helpers'
 
@@ -131,13 +132,11 @@ for (const cut of ['SIGINT', 'drop'] as const) {
 t.test('--parallel killed mid-upload resumes its partial uploads and joins them', async (t) => {
   // tus-js-client remembers a parallel upload once every part has its URL, while the parts already send: wait for that.
   const remembered = async (where: Scratch): Promise<void> => {
-    for (let tries = 0; tries < 500; tries++) {
+    await waitFor('the parallel upload to be remembered', async () => {
       const text = await readFile(where.store, 'utf8').catch(() => '{"uploads":{}}')
       const entries = Object.values(JSON.parse(text).uploads) as Array<{ parallelUploadUrls?: string[] }>
-      if (entries.some((entry) => entry.parallelUploadUrls?.length === 2)) return
-      await new Promise((resolve) => setTimeout(resolve, 20))
-    }
-    throw new Error('the parallel upload was never remembered')
+      return entries.some((entry) => entry.parallelUploadUrls?.length === 2) ? true : undefined
+    })
   }
   const { server, where, file, bytes, args } = await killedRun(t, 8 * CHUNK, CHUNK, (where) => ['--store', where.store, '--parallel', '2'], 'SIGKILL', remembered)
   const partials = server.seen.filter((entry) => entry.method === 'POST' && entry.status === 201).length

@@ -16,12 +16,12 @@ export interface TusNode {
   process: Started
 }
 
-/** A node serving `<root>/uploads` and `<root>/completed`; `flags` go to `fastify-tus serve`. */
-export async function startTusNode (t: Teardown, name: string, root: string, flags: string[] = []): Promise<TusNode> {
+/** A node serving `<root>/uploads` and `<root>/completed`; `flags` go to `fastify-tus serve`; `timeout`: for it to listen. */
+export async function startTusNode (t: Teardown, name: string, root: string, flags: string[] = [], timeout?: number): Promise<TusNode> {
   const uploads = path.join(root, 'uploads')
   const completed = path.join(root, 'completed')
   const started = await startNode(t, [CLI, 'serve', '--port', '0', '--directory', uploads, '--completed-dir', completed, '--log-level', 'warn', ...flags],
-    /listening on (http:\/\/\S+)\n/)
+    /listening on (http:\/\/\S+)\n/, { timeout })
   const endpoint = started.match[1]
   return { name, endpoint, port: Number(new URL(endpoint).port), uploads, completed, process: started }
 }

@@ -5,7 +5,7 @@ import path from 'node:path'
 import t from 'tap'
 import { TUS, send, tempDir } from './helpers'
 import { waitFor } from './interop-helpers'
-import { ROOT, ensureBuilt, exitWithin, startNode } from './process-helpers'
+import { ROOT, ensureBuilt, startNode } from './process-helpers'
 
 ensureBuilt()
 
@@ -51,14 +51,15 @@ ${await readmeWorkerLoop()}
   const dest = path.join(cwd, 'dest')
   const expected = ['a.txt', 'résumé 2026.pdf', '.._escape.txt'].sort()
   // Each file is released after it is saved: an empty completedDir means the loop has done them all.
+  // Bounded by the test's timeout only: a busy machine may take long, a stuck loop still fails.
   await waitFor('the worker loop to save every file', async () => {
     const names = await readdir(dest).catch(() => [])
     return names.length >= expected.length && (await readdir(path.join(cwd, 'completed'))).length === 0 ? true : undefined
-  })
+  }, Infinity)
   t.same((await readdir(dest)).sort(), expected, 'each file under its safe name, nothing outside ./dest')
   t.equal(await readFile(path.join(dest, 'résumé 2026.pdf'), 'utf8'), 'second file')
   t.same(await readdir(path.join(cwd, 'completed')), [], 'completedDir is emptied by release()')
   server.child.kill('SIGTERM')
-  t.same(await exitWithin(server, 30_000), { code: 0, signal: null })
+  t.same(await server.exit, { code: 0, signal: null }, 'the server exits once closed')
   t.match(server.stdout(), /loop ended: AbortError/, 'closing the app ends the loop')
 })

@@ -3,9 +3,10 @@
 // filesystem and take them again (or 507) when they resume, and every process
 // sharing the directory counts the same reservations. Block counts are the
 // kernel's (stat.blocks), on real files.
-import { readFile, stat, writeFile } from 'node:fs/promises'
+import { open, readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { Readable } from 'node:stream'
+import { flockSync } from 'fs-ext'
 import t, { type Test } from 'tap'
 import type { FileStore } from '../lib/store/index'
 import { TUS, create, idOf, patch, send, startServer, type TestServer } from './helpers'
@@ -92,6 +93,23 @@ t.test('reservationTimeout gives idle reservations back on its own', async (t) =
   const freed = await waitFor('the reservation to be given back', async () => await allocated(data) === 0 ? true : undefined, 20_000)
   t.ok(freed, 'no block is left allocated to an upload that received nothing')
   t.equal((await patch(url, 0, Buffer.alloc(MiB, 3))).statusCode, 204, 'it resumes')
+})
+
+// The give-back holds the upload's lock without being a writer a PATCH could stop: a PATCH that
+// comes then waits for it (asking, as it asks a holder elsewhere) instead of answering 423.
+t.test('a PATCH that meets a give-back holding the lock waits for it: no 423', async (t) => {
+  const server = await startBudgeted(t, 8 * MiB)
+  const url = await create(server.endpoint, { 'upload-length': String(MiB) })
+  const id = idOf(url)
+  // The lock as the give-back takes it: another open file description in this process, no writer registered.
+  const holder = await open(path.join(server.directory, id), 'r+')
+  flockSync(holder.fd, 'exnb')
+  const patched = patch(url, 0, Buffer.alloc(MiB, 5))
+  // The PATCH is waiting once it asks for the lock: its release request appears beside the upload.
+  await waitFor('the PATCH to ask for the lock', async () => (await readdir(server.directory)).includes(`.${id}.release`) ? true : undefined)
+  await holder.close()
+  t.equal((await patched).statusCode, 204, 'the PATCH went ahead once the holder let go')
+  t.ok((await readdir(server.completedDir)).includes(id), 'and finished the upload')
 })
 
 t.test('a creation with part of its data, over the budget: refused before any byte, or kept unreserved once bytes arrived', async (t) => {

@@ -76,7 +76,7 @@ export async function stalledOnA (t: Test, A: TusNode, B: TusNode, how: 'head' |
   tally.uploads++
   const stalled = streamRequest(url, 'PATCH', patchHeaders(0, body.length))
   await stalled.write(body.subarray(0, part))
-  await waitForBytesOnDisk(path.join(B.uploads, id), 0, body.subarray(0, part), 10_000)
+  await waitForBytesOnDisk(path.join(B.uploads, id), 0, body.subarray(0, part), 2 * timeout)
 
   const started = Date.now()
   let answer: Response
@@ -115,9 +115,10 @@ export async function stalledOnA (t: Test, A: TusNode, B: TusNode, how: 'head' |
 /**
  * tus-js-client through a load balancer: mid-PATCH the balancer strands the
  * connection (A keeps its end open) and routes new ones to B; the client retries
- * (HEAD, then PATCH) on B and finishes without a 423 or a 409.
+ * (HEAD, then PATCH) on B and finishes without a 423 or a 409. `timeout`: for A
+ * to start streaming the body into the upload.
  */
-export async function tusClientMovesToB (t: Test, A: TusNode, B: TusNode, tally: Tally): Promise<void> {
+export async function tusClientMovesToB (t: Test, A: TusNode, B: TusNode, tally: Tally, timeout = 10_000): Promise<void> {
   const balancer = await startBalancer(t, A.port)
   const source = randomBytes(4 * MiB + 3)
   const statuses: string[] = []
@@ -125,7 +126,7 @@ export async function tusClientMovesToB (t: Test, A: TusNode, B: TusNode, tally:
   let movedAt = 0
   let id = ''
   // Cut only once A streams the body into the upload (holding its lock), as a path that dies mid-PATCH.
-  const streaming = async (): Promise<unknown> => await waitForBytesOnDisk(path.join(A.uploads, id), 0, source.subarray(0, 64 * KiB), 10_000)
+  const streaming = async (): Promise<unknown> => await waitForBytesOnDisk(path.join(A.uploads, id), 0, source.subarray(0, 64 * KiB), timeout)
   void balancer.strandPatchAfter(1 * MiB, B.port, streaming).then((count) => {
     stranded = count
     movedAt = Date.now()
