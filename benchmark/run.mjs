@@ -17,6 +17,7 @@ import {
 } from './load.mjs'
 import { cpuTimes, machine, memory, resetPeak, sampleRss } from './proc.mjs'
 import { summarise } from './profile-summary.mjs'
+import { readmeTable, writeReadmeTable } from './readme-table.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.join(here, '..')
@@ -24,8 +25,8 @@ const root = path.join(here, '..')
 const HELP = `Usage: node benchmark/run.mjs [options]   (npm run bench -- [options] builds dist first)
 
   --scale X          size and count factor; 0.05 for a quick check (env BENCH_SCALE, default 1)
-  --rounds N         runs per server per scenario, interleaved (env BENCH_ROUNDS, default 3)
-  --memory-rounds N  runs per server of the memory scenario (env BENCH_MEMORY_ROUNDS, default 1)
+  --rounds N         runs per server per scenario, interleaved (env BENCH_ROUNDS, default 5)
+  --memory-rounds N  runs per server of the memory scenario (env BENCH_MEMORY_ROUNDS, default 3)
   --servers LIST     comma-separated keys: fastify-tus,fastify-tus-nofsync,fastify-tus-logger,
                      fastify-tus-serve,tus-server,fsync-sink,sink
                      (env BENCH_SERVERS, default all)
@@ -33,7 +34,7 @@ const HELP = `Usage: node benchmark/run.mjs [options]   (npm run bench -- [optio
   --profile DIR      run the fastify-tus servers under node --cpu-prof, profiles in DIR, and
                      print their top self-time functions (slows them down: not for figures)
   --json FILE        also write every run's raw figures as JSON
-  --write            also write the report to benchmark/results.md
+  --write            also write the report to benchmark/results.md and its table into README.md
   -h, --help         this help
 `
 
@@ -47,8 +48,8 @@ const { values: flags } = parseArgs({
   strict: true,
   options: {
     scale: { type: 'string', default: process.env.BENCH_SCALE ?? '1' },
-    rounds: { type: 'string', default: process.env.BENCH_ROUNDS ?? '3' },
-    'memory-rounds': { type: 'string', default: process.env.BENCH_MEMORY_ROUNDS ?? '1' },
+    rounds: { type: 'string', default: process.env.BENCH_ROUNDS ?? '5' },
+    'memory-rounds': { type: 'string', default: process.env.BENCH_MEMORY_ROUNDS ?? '3' },
     servers: { type: 'string', default: process.env.BENCH_SERVERS ?? '' },
     scenarios: { type: 'string', default: process.env.BENCH_SCENARIOS ?? '' },
     profile: { type: 'string', default: process.env.BENCH_PROFILE },
@@ -497,7 +498,9 @@ if (claimsChosen) {
 process.stdout.write(`\n${markdown}`)
 if (flags.write) {
   writeFileSync(path.join(here, 'results.md'), markdown)
-  process.stderr.write('written to benchmark/results.md\n')
+  const format = (scenario, f) => `${number(f.rate)} ${UNITS[scenario.unit].rate}`
+  writeReadmeTable(path.join(root, 'README.md'), readmeTable(results, { format, ratio, number, unitOf: (scenario) => UNITS[scenario.unit].per }))
+  process.stderr.write('written to benchmark/results.md and the table in README.md\n')
 }
 if (flags.json !== undefined) {
   const raw = results.map(({ scenario, byServer }) => ({
