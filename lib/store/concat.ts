@@ -3,12 +3,13 @@
 // the final's lock, waited for rather than tried, so that of two partials
 // finishing at once (in two processes), the second sees the first's work.
 import { createReadStream } from 'node:fs'
-import { readFile, writeFile } from 'node:fs/promises'
+import { open, readFile } from 'node:fs/promises'
 import path from 'node:path'
 import type { UploadRecord } from '../../types/index'
 import { FST_TUS_INVALID_CONCAT, FST_TUS_UPLOAD_EXPIRED, FST_TUS_UPLOAD_NOT_FOUND } from '../errors'
 import type { StoreContext } from './context'
 import { openIfPresent, unlinkIfPresent } from './files'
+import { isUploadId } from './ids'
 import { lock } from './lock'
 import { pump } from './pump'
 import { readRecord } from './record'
@@ -48,16 +49,29 @@ export class Concatenation {
   /** A final upload was created: its unfinished partials learn of it, and it is assembled if none is left. */
   async created (final: UploadRecord, partials: UploadRecord[]): Promise<UploadRecord> {
     const waiting = partials.filter((partial) => partial.finishedAt === null)
-    for (const partial of waiting) await writeFile(path.join(this.store.directory, linkName(partial.id)), final.id)
+    await Promise.all(waiting.map((partial) => this.writeLink(partial.id, final.id)))
     if (waiting.length > 0 && this.store.options.fsync) await this.store.uploads.sync()
     // Always tried: a partial may have finished before its link existed.
     return await this.assemble(final.id) ?? final
   }
 
+  // The link's content is durable before its name can be (by this directory fsync or another
+  // request's): a power cut never leaves an empty link that names no final.
+  private async writeLink (partialId: string, finalId: string): Promise<void> {
+    const handle = await open(path.join(this.store.directory, linkName(partialId)), 'w')
+    try {
+      await handle.writeFile(finalId)
+      if (this.store.options.fsync) await handle.datasync()
+    } finally {
+      await handle.close()
+    }
+  }
+
   /** A partial upload has its last byte: assemble the final waiting for it, if any. */
   async partialFinished (partial: UploadRecord): Promise<UploadRecord[]> {
     const finalId = await readFile(path.join(this.store.directory, linkName(partial.id)), 'utf8').catch(() => undefined)
-    if (finalId === undefined) return []
+    // Without fsync, a power cut may leave a link empty: the janitor finishes what it cannot.
+    if (finalId === undefined || !isUploadId(finalId)) return []
     const final = await this.assemble(finalId)
     return final === undefined ? [] : [final]
   }
