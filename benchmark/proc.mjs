@@ -1,6 +1,6 @@
 // What the harness reads about a server process from /proc, and about the machine.
 import { execFileSync } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 
 const CLK_TCK = (() => {
@@ -11,18 +11,48 @@ const CLK_TCK = (() => {
   }
 })()
 
-/** utime and stime of a process (all its threads), in seconds. */
-export function cpuTimes (pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  // The command name may hold spaces and parentheses: fields are counted after its closing ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return { user: Number(fields[11]) / CLK_TCK, system: Number(fields[12]) / CLK_TCK }
+// A server may be several processes (`serve --workers`): the figures below cover
+// the process and every descendant alive when they are read.
+function processTree (pid) {
+  const pids = [pid]
+  for (let index = 0; index < pids.length; index++) {
+    let tasks = []
+    try {
+      tasks = readdirSync(`/proc/${pids[index]}/task`)
+    } catch {} // gone meanwhile
+    for (const task of tasks) {
+      try {
+        pids.push(...readFileSync(`/proc/${pids[index]}/task/${task}/children`, 'utf8').split(' ').filter(Boolean).map(Number))
+      } catch {}
+    }
+  }
+  return pids
 }
 
-/** VmRSS and VmHWM (peak RSS since start or the last reset), in bytes. */
+/** utime and stime of a process and its descendants (all their threads), in seconds. */
+export function cpuTimes (pid) {
+  let user = 0
+  let system = 0
+  for (const each of processTree(pid)) {
+    const stat = readFileSync(`/proc/${each}/stat`, 'utf8')
+    // The command name may hold spaces and parentheses: fields are counted after its closing ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    user += Number(fields[11]) / CLK_TCK
+    system += Number(fields[12]) / CLK_TCK
+  }
+  return { user, system }
+}
+
+/** VmRSS and VmHWM (peak RSS since start or the last reset), in bytes, summed over the process and its descendants. */
 export function memory (pid) {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  return { rss: kib(status, 'VmRSS'), hwm: kib(status, 'VmHWM') }
+  let rss = 0
+  let hwm = 0
+  for (const each of processTree(pid)) {
+    const status = readFileSync(`/proc/${each}/status`, 'utf8')
+    rss += kib(status, 'VmRSS')
+    hwm += kib(status, 'VmHWM')
+  }
+  return { rss, hwm }
 }
 
 function kib (status, field) {
@@ -33,7 +63,7 @@ function kib (status, field) {
 /** Resets VmHWM to the current RSS so that the peak covers only what follows; false where the kernel refuses. */
 export function resetPeak (pid) {
   try {
-    writeFileSync(`/proc/${pid}/clear_refs`, '5')
+    for (const each of processTree(pid)) writeFileSync(`/proc/${each}/clear_refs`, '5')
     return true
   } catch {
     return false

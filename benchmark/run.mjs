@@ -28,7 +28,7 @@ const HELP = `Usage: node benchmark/run.mjs [options]   (npm run bench -- [optio
   --rounds N         runs per server per scenario, interleaved (env BENCH_ROUNDS, default 5)
   --memory-rounds N  runs per server of the memory scenario (env BENCH_MEMORY_ROUNDS, default 3)
   --servers LIST     comma-separated keys: fastify-tus,fastify-tus-nofsync,fastify-tus-logger,
-                     fastify-tus-serve,tus-server,fsync-sink,sink
+                     fastify-tus-serve,fastify-tus-serve-2,tus-server,fsync-sink,sink
                      (env BENCH_SERVERS, default all)
   --scenarios LIST   comma-separated ids: 1,2,3,4,5,6,7 (env BENCH_SCENARIOS, default all)
   --profile DIR      run the fastify-tus servers under node --cpu-prof, profiles in DIR, and
@@ -88,6 +88,14 @@ const SERVERS = [
     argv: (dir) => [path.join(root, 'dist', 'cli', 'index.js'), 'serve', '--port', '0', '--directory', path.join(dir, 'uploads'), '--completed-dir', path.join(dir, 'completed')],
     dataDir: 'completed',
     profiled: true
+  },
+  // The same with two node:cluster workers (CPU and RSS summed over the processes). Not profiled:
+  // the workers would inherit the primary's --cpu-prof and its file name.
+  {
+    key: 'fastify-tus-serve-2',
+    label: 'fastify-tus serve --workers 2',
+    argv: (dir) => [path.join(root, 'dist', 'cli', 'index.js'), 'serve', '--workers', '2', '--port', '0', '--directory', path.join(dir, 'uploads'), '--completed-dir', path.join(dir, 'completed')],
+    dataDir: 'completed'
   },
   { key: 'tus-server', label: '@tus/server', script: 'tus-server.mjs', args: [], dataDir: 'files' },
   { key: 'fsync-sink', label: 'fsync-sink (disk ceiling)', script: 'fsync-sink.mjs', args: [], dataDir: 'files', ceiling: true },
@@ -208,9 +216,9 @@ function spawnServer (server, dir, profile) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => { void handle.stop(); reject(new Error(`${server.key}: no port after 30 s\n${stderr}`)) }, 30_000)
     // The ready line: a bare port (the benchmark's servers) or serve's "listening on http://host:port/...",
-    // maybe after log lines; looked for in the file until it is there.
+    // maybe after log lines (with --workers, the primary's, once all of them listen); looked for in the file until it is there.
     const poll = setInterval(() => {
-      const port = /^(?:(\d+)|fastify-tus listening on http:\/\/[^\s/]*:(\d+)\S*)$/m.exec(readFileSync(stdoutFile, 'utf8'))
+      const port = /^(?:(\d+)|fastify-tus listening on http:\/\/[^\s/]*:(\d+)\S*(?: \(\d+ workers\))?)$/m.exec(readFileSync(stdoutFile, 'utf8'))
       if (port === null) return
       clearInterval(poll)
       clearTimeout(timer)

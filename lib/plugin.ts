@@ -35,7 +35,8 @@ async function tus (app: FastifyInstance, input: FastifyTusOptions): Promise<voi
         await hooks.failed(app.log, error as Error, record)
         throw error
       }
-    }
+    },
+    beforeFinishActive: () => hooks.has('tus:preFinish')
   })
   await store.open()
   if (options.preallocate && !canPreallocate) {

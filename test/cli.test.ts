@@ -1,6 +1,6 @@
 // `fastify-tus` on the command line: the built CLI in real processes, driven
 // over HTTP on loopback.
-import { readFile } from 'node:fs/promises'
+import { readFile, readdir } from 'node:fs/promises'
 import path from 'node:path'
 import t from 'tap'
 import { TUS, create, idOf, patch, send, tempDir } from './helpers'
@@ -92,6 +92,24 @@ t.test('serve logs uploads at info and every request only at debug', async (t) =
   t.ok(messages(info).includes('upload created') && messages(info).includes('upload completed'), 'info: the upload\'s lifecycle')
   t.notOk(messages(info).some((msg) => msg === 'incoming request' || msg === 'request completed'), 'info: no line per request')
   t.equal(messages(debug).filter((msg) => msg === 'request completed').length, 2, 'debug: a line per request')
+})
+
+t.test('serve sizes libuv\'s thread pool for fsyncs, unless UV_THREADPOOL_SIZE says otherwise', async (t) => {
+  // The pool starts, all its threads at once, with the first fsync: a finished upload has had some.
+  const threadsAfterUpload = async (env: NodeJS.ProcessEnv): Promise<number> => {
+    const root = await tempDir(t)
+    // Without the test runner's coverage loader, which comes in NODE_OPTIONS and starts the pool before serve's first line.
+    const launcher = ['/usr/bin/env', '-u', 'NODE_OPTIONS']
+    const server = await startNode(t, [CLI, 'serve', '--port', '0', '--directory', path.join(root, 'uploads'), '--completed-dir', path.join(root, 'completed'), '--log-level', 'warn'], LISTENING, { cwd: root, env, launcher })
+    const url = await create(server.match[1], { 'upload-length': '5' })
+    t.equal((await patch(url, 0, 'hello')).headers['upload-offset'], '5')
+    const threads = (await readdir(`/proc/${server.child.pid!}/task`)).length
+    await stops(t, server, 'SIGTERM')
+    return threads
+  }
+  const { UV_THREADPOOL_SIZE: _unset, ...unset } = process.env
+  t.ok(await threadsAfterUpload(unset) > 64, 'at least 64 pool threads by default')
+  t.ok(await threadsAfterUpload({ ...unset, UV_THREADPOOL_SIZE: '2' }) < 32, 'the size set in the environment is kept')
 })
 
 t.test('serve --no-fsync, no limits, SIGINT', async (t) => {

@@ -88,10 +88,14 @@ export interface Started {
   stderr: () => string
 }
 
-/** Starts `node ...args` and resolves once its stdout matches `ready`; killed at teardown if still running. */
-export async function startNode (t: Teardown, args: string[], ready: RegExp, options: SpawnOptions & { timeout?: number } = {}): Promise<Started> {
-  const { timeout = 20_000, ...spawnOptions } = options
-  const child = spawn(process.execPath, args, { ...spawnOptions, stdio: ['ignore', 'pipe', 'pipe'] })
+/**
+ * Starts `node ...args` (through `launcher`, a command that runs the rest, when given) and resolves
+ * once its stdout matches `ready`; killed at teardown if still running.
+ */
+export async function startNode (t: Teardown, args: string[], ready: RegExp, options: SpawnOptions & { timeout?: number, launcher?: string[] } = {}): Promise<Started> {
+  const { timeout = 20_000, launcher = [], ...spawnOptions } = options
+  const [command, ...before] = [...launcher, process.execPath]
+  const child = spawn(command, [...before, ...args], { ...spawnOptions, stdio: ['ignore', 'pipe', 'pipe'] })
   const output = collect(child)
   const exit = exitOf(child)
   t.teardown(async () => {

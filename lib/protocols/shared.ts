@@ -3,7 +3,7 @@
 // creations with the plugin's hooks around them. A protocol module parses its
 // own headers and writes its own answers; everything else comes from here.
 import { STATUS_CODES } from 'node:http'
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { ProposedUpload, ResolvedTusOptions, UploadMetadata, UploadRecord, WriteUploadInput, WriteUploadResult } from '../../types/index'
 import { FST_TUS_CHUNK_TOO_LARGE, FST_TUS_IDLE_TIMEOUT, RETRY_AFTER } from '../errors'
 import { parseContentLength } from '../headers'
@@ -44,10 +44,32 @@ export function uploadUrl (context: ProtocolContext, request: FastifyRequest, id
 
 /** Every later line of the request's log, Fastify's own included, names the upload and the client. */
 export function withUploadId (request: FastifyRequest, reply: FastifyReply, uploadId: string): FastifyRequest['log'] {
-  const log = request.log.child({ uploadId, remoteAddress: request.ip })
+  const log = lazyChild(request.log, { uploadId, remoteAddress: request.ip })
   request.log = log
   reply.log = log
   return log
+}
+
+const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace'])
+const skip = (): void => {}
+
+// The child logger, made when something is logged through it: most requests (a HEAD, at info)
+// log nothing, and a pino child cost a HEAD more CPU than the rest of its logging.
+function lazyChild (parent: FastifyBaseLogger, bindings: Record<string, unknown>): FastifyBaseLogger {
+  let child: FastifyBaseLogger | undefined
+  const isEnabled = (parent as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled
+  return new Proxy(parent, {
+    get (_parent, key) {
+      if (child === undefined && typeof key === 'string' && LEVELS.has(key) && isEnabled?.call(parent, key) === false) return skip
+      child ??= parent.child(bindings)
+      const value: unknown = Reflect.get(child, key, child)
+      return typeof value === 'function' ? value.bind(child) : value
+    },
+    set (_parent, key, value) {
+      child ??= parent.child(bindings)
+      return Reflect.set(child, key, value, child)
+    }
+  })
 }
 
 /** The request's Content-Length, refused at once when over maxChunkSize. */

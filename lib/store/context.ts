@@ -33,6 +33,8 @@ export interface FileStoreOptions {
   takeoverTimeout?: number
   /** Runs when the last byte is durable, before hand-over; when it throws, the upload is deleted. */
   beforeFinish?: (record: UploadRecord) => Promise<void>
+  /** Whether beforeFinish has anything to run now (absent: whenever it is given); without it a finish may overlap its steps. */
+  beforeFinishActive?: () => boolean
 }
 
 export class StoreContext {

@@ -85,27 +85,45 @@ export class CreationWithData {
       written = Math.max(0, written - RECORD_ROOM)
       await handle.truncate(written)
     }
-    if (this.store.options.fsync && written > 0) await handle.datasync()
+    const durable = this.store.options.fsync && written > 0 ? handle.datasync() : undefined
     record.offset = written
     record.lastWrite = new Date().toISOString()
     // Whole, even if the request then failed (bytes past the length, an abort after the last byte).
     const finished = written === record.length
-    if (finished) await this.handOverWhole(dataPath, record, write)
-    else await this.keepInProgress(handle, dataPath, record, write)
+    if (finished) {
+      await this.handOverWhole(dataPath, record, write, durable)
+    } else {
+      await durable
+      await this.keepInProgress(handle, dataPath, record, write)
+    }
     if (streamError !== undefined) throw streamFailure(streamError)
     return { record, written, finished }
   }
 
-  private async handOverWhole (dataPath: string, record: UploadRecord, write: WriteInput): Promise<void> {
+  // `durable`: the data's fsync, under way.
+  private async handOverWhole (dataPath: string, record: UploadRecord, write: WriteInput, durable: Promise<void> | undefined): Promise<void> {
+    const { handOver, store } = this
+    let placed: Promise<void> | undefined
     try {
-      // No in-progress record to commit: the data's name needs no fsync of its own before the record's.
-      await this.handOver.prepareRenamed(record, dataPath)
+      if (handOver.mayRefuse()) {
+        // The hook sees the last byte durable. No in-progress record to commit: the data's name needs no fsync of its own before the record's.
+        await durable
+        await handOver.prepareRenamed(record, dataPath)
+      } else {
+        // Nothing may refuse: the record is written and fsynced while the data is, and the data
+        // takes its name once durable, before the record takes its own (see writeRecord).
+        await handOver.prepare(record, async () => {})
+        placed = (durable ?? Promise.resolve()).then(async () => await rename(dataPath, path.join(store.completedDir, record.id)))
+        // Settled however the record's write goes: the catch below must not race the rename.
+        placed.catch(() => {})
+      }
+      // One durable record, in completedDir; its directory fsync also makes the data's name there durable.
+      await writeRecord(store.completed, record, store.options.fsync, store.options.fsync, placed)
     } catch (error) {
+      await placed?.catch(() => {})
       await unlinkIfPresent(dataPath)
       throw error
     }
-    // One durable record, in completedDir; its directory fsync also makes the data's name there durable.
-    await writeRecord(this.store.completed, record, this.store.options.fsync)
     await write.onCreated?.(record)
     write.onProgress?.({ ...record })
     await write.onHandedOver?.(record)

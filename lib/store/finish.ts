@@ -38,10 +38,9 @@ export class HandOver {
    */
   async prepare (record: UploadRecord, placeData = (): Promise<void> => this.linkIntoCompleted(record)): Promise<void> {
     if (!isPartial(record)) {
-      const { beforeFinish } = this.store.options
-      if (beforeFinish !== undefined) {
+      if (this.mayRefuse()) {
         try {
-          await beforeFinish({ ...record })
+          await this.store.options.beforeFinish!({ ...record })
         } catch (error) {
           await this.store.removeFiles(this.store.directory, record.id)
           throw error
@@ -54,6 +53,12 @@ export class HandOver {
     record.finishedAt = new Date(finishedAt).toISOString()
     record.duration = finishedAt - Date.parse(record.createdAt)
     if (!isPartial(record)) record.expiresAt = null
+  }
+
+  /** Whether beforeFinish may refuse a finish now: only then must the data be durable before the finish is prepared. */
+  mayRefuse (): boolean {
+    const { beforeFinish, beforeFinishActive } = this.store.options
+    return beforeFinish !== undefined && (beforeFinishActive?.() ?? true)
   }
 
   /** Data written under `dataPath` in completedDir, hidden, takes its name there with one rename. */
