@@ -6,6 +6,7 @@ import fp from 'fastify-plugin'
 import cors from '@fastify/cors'
 import underPressure from '@fastify/under-pressure'
 import type { FastifyTusOptions, ResolvedTusOptions, TusHookHandlers, TusHookName, TusServer, UploadRecord, WaitForFileOptions } from '../types/index'
+import { sweepArrayBuffersInScavenges } from './array-buffer-sweeping'
 import { corsOptions } from './cors'
 import { FST_TUS_SHUTTING_DOWN } from './errors'
 import { FreeSpaceFloor } from './free-space'
@@ -20,6 +21,7 @@ import { waitForFile } from './wait-for-file'
 
 async function tus (app: FastifyInstance, input: FastifyTusOptions): Promise<void> {
   const options = resolveOptions(input)
+  sweepArrayBuffersInScavenges()
   // The plugin's own listeners come before the application's, so that counts never depend on them.
   const metrics = options.metrics === false ? undefined : new TusMetrics(options.metrics)
   const hooks = new Hooks()
