@@ -24,6 +24,8 @@ async function main (argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   if (command === 'serve') {
     useThreadPool()
+    const { sweepArrayBuffersInScavenges } = await import('../array-buffer-sweeping')
+    sweepArrayBuffersInScavenges()
     return await (await import('./serve')).runServe(rest)
   }
   if (command === 'upload') return await (await import('./upload')).runUpload(rest)
