@@ -11,7 +11,7 @@ type Metric = Counter<string> | Gauge<string> | Histogram<string>
 
 // Loaded only when metrics are on: prom-client and the OpenTelemetry API it pulls in
 // are megabytes of resident memory that a server without metrics never needs.
-function promClient (): typeof import('prom-client') {
+export function promClient (): typeof import('prom-client') {
   return require('prom-client') as typeof import('prom-client')
 }
 

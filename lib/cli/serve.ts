@@ -4,6 +4,7 @@
 import Fastify, { type FastifyInstance, type LogLevel } from 'fastify'
 import underPressure from '@fastify/under-pressure'
 import type { Registry } from 'prom-client'
+import { promClient } from '../metrics'
 import { fastifyTus } from '../plugin'
 import { parseFlags } from './flags'
 import { SERVE_FLAGS, defaultServeOptions, serveHelp, type ServeOptions } from './serve-flags'
@@ -49,7 +50,7 @@ export async function createServer (options: ServeOptions): Promise<FastifyInsta
       return health.ok ? { freeBytes: health.freeBytes, minFreeSpace: health.minFreeSpace } : false
     }
   })
-  const registry = options.metrics ? metricsRegistry() : undefined
+  const registry = options.metrics ? processRegistry() : undefined
   if (registry !== undefined) {
     // Scraped even under pressure: that is when the numbers matter most.
     app.get('/metrics', { config: { pressureHandler: () => undefined }, logLevel: probeLevel }, async (_request, reply) => {
@@ -63,9 +64,9 @@ export async function createServer (options: ServeOptions): Promise<FastifyInsta
   return app
 }
 
-// prom-client is loaded only with --metrics: without them its megabytes of resident memory serve nothing.
-function metricsRegistry (): Registry {
-  const { Registry, collectDefaultMetrics } = require('prom-client') as typeof import('prom-client')
+// The server's own registry, with the process's default metrics; prom-client is loaded only with --metrics.
+function processRegistry (): Registry {
+  const { Registry, collectDefaultMetrics } = promClient()
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   return registry
