@@ -193,21 +193,31 @@ function readJson (file: string, problems: string[]): StoredRecord | undefined {
   }
 }
 
-function readPrefix (file: string, length: number): Buffer | undefined {
-  if (!fs.existsSync(file)) return undefined
-  const fd = fs.openSync(file, 'r')
-  try {
-    const buffer = Buffer.alloc(length)
-    let filled = 0
-    while (filled < length) {
-      const n = fs.readSync(fd, buffer, filled, length - filled, filled)
-      if (n === 0) break
-      filled += n
+// The first of `files` that can be opened, read through one descriptor: the live server may remove
+// a name (the old name of handed-over data) between two looks.
+function readPrefix (files: string[], length: number): { file: string, bytes: Buffer, size: number } | undefined {
+  for (const file of files) {
+    let fd: number
+    try {
+      fd = fs.openSync(file, 'r')
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue
+      throw error
     }
-    return buffer.subarray(0, filled)
-  } finally {
-    fs.closeSync(fd)
+    try {
+      const buffer = Buffer.alloc(length)
+      let filled = 0
+      while (filled < length) {
+        const n = fs.readSync(fd, buffer, filled, length - filled, filled)
+        if (n === 0) break
+        filled += n
+      }
+      return { file, bytes: buffer.subarray(0, filled), size: fs.fstatSync(fd).size }
+    } finally {
+      fs.closeSync(fd)
+    }
   }
+  return undefined
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
@@ -277,16 +287,15 @@ async function verify (mount: Mount, endpoint: string, uploads: Upload[]): Promi
       problems.push(`${what}: completed record ${JSON.stringify(completed)}`)
     }
     // The bytes up to the surviving offset (all of them once handed over) are the ones sent.
-    const dataFile = fs.existsSync(path.join(mount.uploads, u.id!)) ? path.join(mount.uploads, u.id!) : path.join(mount.completed, u.id!)
     const expected = handedOver ? length : Math.min(record.offset, length)
-    const bytes = readPrefix(dataFile, expected)
-    if (bytes === undefined) {
+    const data = readPrefix([path.join(mount.uploads, u.id!), path.join(mount.completed, u.id!)], expected)
+    if (data === undefined) {
       problems.push(`${what}: no data file`)
-    } else if (!bytes.equals(u.data.subarray(0, expected))) {
-      const at = bytes.findIndex((byte, i) => byte !== u.data[i])
-      problems.push(`${what}: data ${path.relative(mount.mnt, dataFile)} differs from the bytes sent at ${at === -1 ? bytes.length : at} of ${expected}`)
-    } else if (handedOver && fs.statSync(dataFile).size !== length) {
-      problems.push(`${what}: completed data is ${fs.statSync(dataFile).size} bytes, not ${length}`)
+    } else if (!data.bytes.equals(u.data.subarray(0, expected))) {
+      const at = data.bytes.findIndex((byte, i) => byte !== u.data[i])
+      problems.push(`${what}: data ${path.relative(mount.mnt, data.file)} differs from the bytes sent at ${at === -1 ? data.bytes.length : at} of ${expected}`)
+    } else if (handedOver && data.size !== length) {
+      problems.push(`${what}: completed data is ${data.size} bytes, not ${length}`)
     }
     // Resume from what survived.
     u.next = Math.min(offset, length)
