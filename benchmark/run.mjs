@@ -28,7 +28,7 @@ const HELP = `Usage: node benchmark/run.mjs [options]   (npm run bench -- [optio
   --rounds N         runs per server per scenario, interleaved (env BENCH_ROUNDS, default 5)
   --memory-rounds N  runs per server of the memory scenario (env BENCH_MEMORY_ROUNDS, default 3)
   --servers LIST     comma-separated keys: fastify-tus,fastify-tus-nofsync,fastify-tus-logger,
-                     fastify-tus-serve,fastify-tus-serve-2,tus-server,fsync-sink,sink
+                     fastify-tus-serve,fastify-tus-serve-2,tus-server,fsync-sink,sink,fastify-sink
                      (env BENCH_SERVERS, default all)
   --scenarios LIST   comma-separated ids: 1,2,3,4,5,6,7 (env BENCH_SCENARIOS, default all)
   --profile DIR      run the fastify-tus servers under node --cpu-prof, profiles in DIR, and
@@ -100,7 +100,8 @@ const SERVERS = [
   { key: 'tus-server', label: '@tus/server', script: 'tus-server.mjs', args: [], dataDir: 'files' },
   { key: 'fsync-sink', label: 'fsync-sink (disk ceiling)', script: 'fsync-sink.mjs', args: [], dataDir: 'files', ceiling: true },
   // Keeps nothing: its uploads are checked by HEAD.
-  { key: 'sink', label: 'sink (HTTP ceiling)', script: 'sink.mjs', args: [], dataDir: null, ceiling: true }
+  { key: 'sink', label: 'sink (HTTP ceiling)', script: 'sink.mjs', args: [], dataDir: null, ceiling: true },
+  { key: 'fastify-sink', label: 'fastify-sink (Fastify ceiling)', script: 'fastify-sink.mjs', args: [], dataDir: null, ceiling: true }
 ]
 const BASELINE = 'tus-server'
 // Share of one core the client may use before its figures are flagged as possibly client-bound.
@@ -136,12 +137,12 @@ const SCENARIOS = [
     run: (client) => parallelUploads(client, 32, size4)
   },
   {
-    id: '5', title: `HEAD, concurrency 64, 100 uploads, ${headSeconds} s`, servers: protocolOnly, connections: 64, unit: 'requests',
+    id: '5', title: `HEAD, concurrency 64, 100 uploads, ${headSeconds} s`, servers: [...protocolOnly, 'sink', 'fastify-sink'], connections: 64, unit: 'requests',
     setup: (client) => headSetup(client, 100, MiB),
     run: (client, state) => heads(client, state, headSeconds, 64)
   },
   ...mem6.map((size, index) => ({
-    id: `6${'ab'[index]}`, title: `memory: ${bytes(size)} in one PATCH`, servers: ['fastify-tus', 'fastify-tus-serve', 'tus-server'], connections: 1, unit: 'bytes',
+    id: `6${'ab'[index]}`, title: `memory: ${bytes(size)} in one PATCH`, servers: ['fastify-tus', 'fastify-tus-serve', 'tus-server', 'fastify-sink'], connections: 1, unit: 'bytes',
     rounds: memoryRounds, memory: true,
     run: (client) => singlePatch(client, size)
   }))
@@ -304,11 +305,11 @@ async function runOnce (server, scenario, round) {
 }
 
 // A run's files are emptied now and deleted when the benchmark ends. On ext4
-// without a journal, a new inode is never one freed in the last half minute:
-// the allocator checks each recently freed one in turn, so a run right after
-// the deletion of the last run's thousands of files spent most of its system
-// time there (about 1.5 ms more per new file, measured), a cost of the
-// harness, not of the server under test.
+// without a journal, a new inode is never one freed in the last minute (six
+// while its inode table block is dirty): the allocator checks each in turn, so
+// a run right after the deletion of the last run's thousands of files spent
+// most of its system time there (1.5 ms more per upload of scenario 3,
+// measured), a cost of the harness, not of the server under test.
 const retired = []
 function retire (dir) {
   for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
