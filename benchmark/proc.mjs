@@ -2,6 +2,7 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
+import path from 'node:path'
 
 const CLK_TCK = (() => {
   try {
@@ -87,6 +88,17 @@ export function sampleRss (pid, every = 20) {
   }
 }
 
+// ext4 with a journal has a jbd2 entry named after its device (vda-8): without one,
+// creating files right after deleting many costs much more (benchmark/README.md).
+function journalOf (device) {
+  const name = path.basename(device)
+  try {
+    return readdirSync('/proc/fs/jbd2').some((entry) => entry.startsWith(`${name}-`)) ? ', journal' : ', no journal'
+  } catch (error) {
+    return error.code === 'ENOENT' ? ', no journal' : ''
+  }
+}
+
 export function machine () {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8')
   const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model ?? 'unknown'
@@ -95,7 +107,7 @@ export function machine () {
     // df -T: Filesystem Type 1K-blocks Used Available Use% Mounted on
     const line = execFileSync('df', ['-T', os.tmpdir()], { encoding: 'utf8' }).trim().split('\n').pop()
     const [device, type, , , , , mount] = line.split(/\s+/)
-    filesystem = `${type} (${device} on ${mount})`
+    filesystem = `${type}${type === 'ext4' ? journalOf(device) : ''} (${device} on ${mount})`
   } catch {}
   return {
     cpu: model,
