@@ -100,3 +100,30 @@ export async function powerCut (mount: Mount, children: ChildProcess[]): Promise
   for (const child of live) child.kill('SIGKILL')
   for (const child of live) if (!await exited(child, 30_000)) throw new Error(`process ${child.pid!} did not die after SIGKILL`)
 }
+
+// The first of `files` that can be opened, read through one descriptor: the live server may remove
+// a name (the old name of handed-over data, or a worker moving it on) between two looks.
+export function readPrefix (files: string[], length: number): { file: string, bytes: Buffer, size: number } | undefined {
+  for (const file of files) {
+    let fd: number
+    try {
+      fd = fs.openSync(file, 'r')
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue
+      throw error
+    }
+    try {
+      const buffer = Buffer.alloc(length)
+      let filled = 0
+      while (filled < length) {
+        const n = fs.readSync(fd, buffer, filled, length - filled, filled)
+        if (n === 0) break
+        filled += n
+      }
+      return { file, bytes: buffer.subarray(0, filled), size: fs.fstatSync(fd).size }
+    } finally {
+      fs.closeSync(fd)
+    }
+  }
+  return undefined
+}

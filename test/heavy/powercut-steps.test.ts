@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { TUS, patch, send } from '../helpers'
 import { waitFor } from '../interop-helpers'
-import { missingPrerequisite, mountPowercutfs, powerCut, type Mount } from '../powercut-helpers'
+import { missingPrerequisite, mountPowercutfs, powerCut, readPrefix, type Mount } from '../powercut-helpers'
 import { between, bytesOf, random } from '../random-helpers'
 import { startServerProcess, type ServerProcess } from '../server-process-helpers'
 import { startWorker, type Worker } from '../worker-helpers'
@@ -260,8 +260,10 @@ async function verify (mount: Mount, endpoint: string, uploads: Upload[], savedB
     }
     const offset = head.headers['upload-offset'] === undefined ? 0 : Number(head.headers['upload-offset'])
     if (offset < u.acked) problems.push(`${what}: HEAD offset ${offset}`)
-    const dataFile = existsSync(path.join(mount.uploads, u.id)) ? path.join(mount.uploads, u.id) : path.join(mount.completed, u.id)
-    if (offset > 0 && !readFileSync(dataFile).subarray(0, offset).equals(u.data.subarray(0, offset))) problems.push(`${what}: bytes before ${offset} differ`)
+    // Where its bytes are now: a finish the cut left unanswered may have been handed over since, and a worker may have saved it.
+    const data = offset > 0 ? readPrefix([path.join(mount.uploads, u.id), path.join(mount.completed, u.id), path.join(mount.mnt, 'dest', u.id)], offset) : undefined
+    if (offset > 0 && data === undefined) problems.push(`${what}: HEAD offset ${offset}, but no data file`)
+    else if (data !== undefined && !data.bytes.equals(u.data.subarray(0, offset))) problems.push(`${what}: bytes before ${offset} differ (${path.relative(mount.mnt, data.file)})`)
     notes.push(`${u.name}: resumable at ${offset}`)
   }
   return { problems, notes }

@@ -10,7 +10,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { TUS, idOf, patch, send, tempDir, type Response } from '../helpers'
-import { missingPrerequisite, mountPowercutfs, powerCut, type Mount } from '../powercut-helpers'
+import { missingPrerequisite, mountPowercutfs, powerCut, readPrefix, type Mount } from '../powercut-helpers'
 import { CLI, ensureFreshBuild, startNode } from '../process-helpers'
 import { between, bytesOf, random } from '../random-helpers'
 
@@ -191,33 +191,6 @@ function readJson (file: string, problems: string[]): StoredRecord | undefined {
     problems.push(`${file}: unreadable record ${JSON.stringify(text.slice(0, 80))}`)
     return undefined
   }
-}
-
-// The first of `files` that can be opened, read through one descriptor: the live server may remove
-// a name (the old name of handed-over data) between two looks.
-function readPrefix (files: string[], length: number): { file: string, bytes: Buffer, size: number } | undefined {
-  for (const file of files) {
-    let fd: number
-    try {
-      fd = fs.openSync(file, 'r')
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue
-      throw error
-    }
-    try {
-      const buffer = Buffer.alloc(length)
-      let filled = 0
-      while (filled < length) {
-        const n = fs.readSync(fd, buffer, filled, length - filled, filled)
-        if (n === 0) break
-        filled += n
-      }
-      return { file, bytes: buffer.subarray(0, filled), size: fs.fstatSync(fd).size }
-    } finally {
-      fs.closeSync(fd)
-    }
-  }
-  return undefined
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
