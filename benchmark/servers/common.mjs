@@ -20,6 +20,14 @@ export function ready (server) {
 
 export const TUS_HEADERS = { 'Tus-Resumable': '1.0.0' }
 
+/** Reads a body to its end and throws it away: resolves with its length. */
+export const drain = (body) => new Promise((resolve, reject) => {
+  let bytes = 0
+  body.on('data', (chunk) => { bytes += chunk.length })
+  body.on('end', () => resolve(bytes))
+  body.on('error', reject)
+})
+
 /**
  * The protocol both sinks speak, just enough for the benchmark: POST (with or
  * without data), PATCH, HEAD. `receive(req, id, offset, created)` takes in a

@@ -4,17 +4,11 @@
 // fastify-tus figure has above it is the cost of the plugin itself.
 import { randomUUID } from 'node:crypto'
 import Fastify from 'fastify'
-import { TUS_HEADERS, ready, serverArgs } from './common.mjs'
+import { TUS_HEADERS, drain, ready, serverArgs } from './common.mjs'
 
 serverArgs()
 const uploads = new Map()
 const app = Fastify({ logger: false })
-const drain = (body) => new Promise((resolve, reject) => {
-  let bytes = 0
-  body.on('data', (chunk) => { bytes += chunk.length })
-  body.on('end', () => resolve(bytes))
-  body.on('error', reject)
-})
 app.addContentTypeParser('application/offset+octet-stream', (_request, payload, done) => done(null, payload))
 app.post('/files', async (request, reply) => {
   const id = randomUUID()
