@@ -1,11 +1,11 @@
-// Records (<id>.meta) are read with one read and replaced atomically: write a
+// Records (<id>.meta) are read whole in place and replaced atomically: write a
 // temporary file, fsync it, rename it over the record, fsync the directory.
 // A record is a few hundred bytes: its open, read, write, close and rename are
 // made in place (microseconds on a local disk, far less CPU than a trip through
 // the thread pool); only what waits for the disk goes to the pool: the fsyncs,
 // and the creation of a durable record's temporary file (it waits for the journal).
 import { randomBytes } from 'node:crypto'
-import { closeSync, fsync as fsyncFd, open as openFd, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
+import { closeSync, fsync as fsyncFd, open as openFd, openSync, readSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
 import { constants } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -31,17 +31,44 @@ export async function readRecord (directory: string, id: string): Promise<Upload
   let text: string | undefined
   for (let attempt = 0; text === undefined; attempt++) {
     try {
-      text = readFileSync(path.join(directory, recordName(id)), 'utf8')
+      text = readText(path.join(directory, recordName(id)))
     } catch (error) {
       const { code, errno } = error as NodeJS.ErrnoException
       if (code === 'ENOENT') return undefined
       if (errno !== ESTALE || attempt === STALE_RETRIES) throw error
     }
   }
+  let record: UploadRecord
   try {
-    return JSON.parse(text, (key, value) => key === 'metadata' ? Object.assign(Object.create(null), value) : value) as UploadRecord
+    // No reviver: one made JSON.parse several times slower, for the one object that needs it.
+    record = JSON.parse(text)
   } catch (error) {
     throw new FST_TUS_CORRUPT_RECORD(id, (error as Error).message)
+  }
+  if (typeof record !== 'object' || record === null || Array.isArray(record)) throw new FST_TUS_CORRUPT_RECORD(id, 'not a JSON object')
+  // Client-chosen keys: no inherited ones among them.
+  if (typeof record.metadata === 'object' && record.metadata !== null) record.metadata = Object.assign(Object.create(null), record.metadata)
+  return record
+}
+
+// Every record is read into this one buffer, grown when a record outgrows it:
+// the reads are synchronous, so no two share it. Opening, reading and closing in
+// turn cost a third of readFileSync's time in a server answering HEADs.
+let readBuffer = Buffer.allocUnsafe(16 * 1024)
+
+function readText (file: string): string {
+  const fd = openSync(file, 'r')
+  try {
+    let length = 0
+    for (;;) {
+      if (length === readBuffer.length) readBuffer = Buffer.concat([readBuffer, Buffer.allocUnsafe(readBuffer.length)])
+      // Until end of file: a network filesystem may answer a read with fewer bytes than are there.
+      const bytes = readSync(fd, readBuffer, length, readBuffer.length - length, length)
+      if (bytes === 0) return readBuffer.toString('utf8', 0, length)
+      length += bytes
+    }
+  } finally {
+    closeSync(fd)
   }
 }
 
