@@ -4,9 +4,11 @@
 // resume it): when the body completes it, its data is made durable and it is
 // handed over with one record; otherwise it becomes an ordinary upload at the
 // offset the body reached. Any other body is an ordinary write after creation.
-import { open, rename, type FileHandle } from 'node:fs/promises'
+import { close, closeSync, fdatasync, ftruncate, open, openSync, renameSync } from 'node:fs'
+import { rename } from 'node:fs/promises'
 import path from 'node:path'
 import type { Readable } from 'node:stream'
+import { promisify } from 'node:util'
 import type { CreateUploadInput, UploadRecord, WriteUploadInput, WriteUploadResult } from '../../types/index'
 import { FST_TUS_MAX_SIZE_EXCEEDED } from '../errors'
 import { ChecksumVerifier } from './checksum'
@@ -27,6 +29,17 @@ export interface CreatedCallback {
 }
 
 type WriteInput = WriteUploadInput & CreatedCallback
+
+const openFile = promisify(open)
+const closeFile = promisify(close)
+const datasync = promisify(fdatasync)
+const truncate = promisify(ftruncate)
+// The data file's small steps are taken in place, as a record's are: a trip through the
+// thread pool costs more than they do (a tenth of the uploads per second, 64 KiB each, fsync
+// off). Creating its name and renaming it only while nothing here fsyncs (both wait for the
+// journal other requests' fsyncs keep committing); closing it when its bytes are durable or
+// few (a network filesystem writes back what is not on close).
+const IN_PLACE_CLOSE = 1024 * 1024
 
 export class CreationWithData {
   constructor (
@@ -52,19 +65,21 @@ export class CreationWithData {
     if (write.contentLength !== undefined && write.contentLength > limit.limit) throw limit.overLimit()
     // Written under a hidden name in completedDir, so that a whole upload takes its place there with one rename.
     const dataPath = path.join(store.completedDir, `.${record.id}.data.tmp`)
-    const handle = await open(dataPath, 'wx', 0o644)
+    const { fsync } = store.options
+    const fd = fsync ? await openFile(dataPath, 'wx', 0o644) : openSync(dataPath, 'wx', 0o644)
     try {
-      return await this.writeWhole(handle, dataPath, record, source, write, limit)
+      return await this.writeWhole(fd, dataPath, record, source, write, limit)
     } catch (error) {
       throw storageError(error)
     } finally {
-      await handle.close()
+      if (fsync || length <= IN_PLACE_CLOSE) closeSync(fd)
+      else await closeFile(fd)
     }
   }
 
-  private async writeWhole (handle: FileHandle, dataPath: string, record: UploadRecord, source: Readable, write: WriteInput, { limit, overLimit }: BodyLimit): Promise<WriteUploadResult> {
+  private async writeWhole (fd: number, dataPath: string, record: UploadRecord, source: Readable, write: WriteInput, { limit, overLimit }: BodyLimit): Promise<WriteUploadResult> {
     const verifier = write.checksum !== undefined ? new ChecksumVerifier(write.checksum) : undefined
-    const sink = new UploadSink(handle.fd, 0, limit, overLimit, () => {}, verifier)
+    const sink = new UploadSink(fd, 0, limit, overLimit, () => {}, verifier)
     let streamError: unknown
     const writer = track(this.store, dataPath, source)
     writer.streaming(true)
@@ -80,12 +95,12 @@ export class CreationWithData {
     await sink.idle()
     // A checksummed body counts only whole and verified.
     let written = verifier !== undefined && streamError !== undefined ? 0 : sink.written
-    if (written !== sink.written) await handle.truncate(0)
+    if (written !== sink.written) await truncate(fd, 0)
     if (isDiskFull(streamError)) {
       written = Math.max(0, written - RECORD_ROOM)
-      await handle.truncate(written)
+      await truncate(fd, written)
     }
-    const durable = this.store.options.fsync && written > 0 ? handle.datasync() : undefined
+    const durable = this.store.options.fsync && written > 0 ? datasync(fd) : undefined
     record.offset = written
     record.lastWrite = new Date().toISOString()
     // Whole, even if the request then failed (bytes past the length, an abort after the last byte).
@@ -94,7 +109,7 @@ export class CreationWithData {
       await this.handOverWhole(dataPath, record, write, durable)
     } else {
       await durable
-      await this.keepInProgress(handle, dataPath, record, write)
+      await this.keepInProgress(fd, dataPath, record, write)
     }
     if (streamError !== undefined) throw streamFailure(streamError)
     return { record, written, finished }
@@ -113,7 +128,8 @@ export class CreationWithData {
         // Nothing may refuse: the record is written and fsynced while the data is, and the data
         // takes its name once durable, before the record takes its own (see writeRecord).
         await handOver.prepare(record, async () => {})
-        placed = (durable ?? Promise.resolve()).then(async () => await rename(dataPath, path.join(store.completedDir, record.id)))
+        const completedPath = path.join(store.completedDir, record.id)
+        placed = durable === undefined ? Promise.resolve(renameSync(dataPath, completedPath)) : durable.then(async () => await rename(dataPath, completedPath))
         // Settled however the record's write goes: the catch below must not race the rename.
         placed.catch(() => {})
       }
@@ -130,14 +146,14 @@ export class CreationWithData {
   }
 
   // Short of whole: an ordinary upload, its data where uploads in progress live.
-  private async keepInProgress (handle: FileHandle, dataPath: string, record: UploadRecord, write: WriteInput): Promise<void> {
+  private async keepInProgress (fd: number, dataPath: string, record: UploadRecord, write: WriteInput): Promise<void> {
     const { store } = this
     let current = dataPath
     try {
       await rename(dataPath, path.join(store.directory, record.id))
       current = path.join(store.directory, record.id)
       // Its bytes arrived: over the budget it is kept, unreserved.
-      if (store.options.preallocate && record.offset < record.length!) await store.reservations.preallocate(handle, record, true)
+      if (store.options.preallocate && record.offset < record.length!) await store.reservations.preallocate(fd, record, true)
       await writeRecord(store.uploads, record, store.options.fsync)
     } catch (error) {
       await unlinkIfPresent(current)

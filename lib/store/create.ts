@@ -26,7 +26,7 @@ export class Creation {
     const dataPath = path.join(store.directory, record.id)
     const handle = await open(dataPath, 'wx', 0o644)
     try {
-      if (length !== null && length > 0 && store.options.preallocate) await store.reservations.preallocate(handle, record, false)
+      if (length !== null && length > 0 && store.options.preallocate) await store.reservations.preallocate(handle.fd, record, false)
       // The directory fsync in writeRecord also makes the new data file's name durable.
       await writeRecord(store.uploads, record, store.options.fsync, !withData)
       if (withData) store.unnamed.add(record.id)

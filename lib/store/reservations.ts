@@ -108,9 +108,9 @@ export class Reservations {
    * budget a new upload is refused (507); one that already has data (`keep`)
    * is kept unreserved, to reserve when it resumes.
    */
-  async preallocate (handle: FileHandle, record: UploadRecord, keep: boolean): Promise<void> {
+  async preallocate (fd: number, record: UploadRecord, keep: boolean): Promise<void> {
     if (!this.reserving) {
-      await reserve(handle.fd, this.options.directory.path, record.length!)
+      await reserve(fd, this.options.directory.path, record.length!)
       return
     }
     const bytes = record.length! - record.offset
@@ -122,7 +122,7 @@ export class Reservations {
       return
     }
     try {
-      if (await reserve(handle.fd, this.options.directory.path, record.length!)) {
+      if (await reserve(fd, this.options.directory.path, record.length!)) {
         record.reserved = true
       } else {
         this.reserving = false
