@@ -43,6 +43,28 @@ t.test('a POST with data answers 201 with Upload-Offset and the bytes are on dis
   t.same(await readFile(path.join(server.completedDir, id)), Buffer.concat([data, rest]))
 })
 
+t.test('with fsync off, whole uploads small and large and a part of one land the same', async (t) => {
+  const server = await startServer(t, { fsync: false })
+  // 64 KiB and 3 MiB: either side of the size below which the data file is closed in place.
+  for (const size of [64 * 1024, 3 * 1024 * 1024]) {
+    const data = bytes(size, size % 251)
+    const response = await postWithData(server, { 'upload-length': String(size) }, data)
+    t.equal(response.statusCode, 201, `${size} bytes: status`)
+    t.equal(response.headers['upload-offset'], String(size), `${size} bytes: offset`)
+    const id = idOf(String(response.headers.location))
+    t.equal((await readFile(path.join(server.completedDir, id))).compare(data), 0, `${size} bytes: data in completedDir`)
+    t.match(await readRecordFile(server.completedDir, id), { offset: size, length: size, finishedAt: String }, `${size} bytes: finished record`)
+  }
+  const data = bytes(2 * 1024 * 1024, 3)
+  const response = await postWithData(server, { 'upload-length': String(2 * data.length) }, data)
+  t.equal(response.headers['upload-offset'], String(data.length), 'half an upload: its offset')
+  const url = String(response.headers.location)
+  t.equal((await patch(url, data.length, data)).statusCode, 204, 'the rest by PATCH')
+  t.equal((await readFile(path.join(server.completedDir, idOf(url)))).compare(Buffer.concat([data, data])), 0, 'both halves in completedDir')
+  t.same(await names(server.directory), [], 'nothing left in progress')
+  t.same((await names(server.completedDir)).filter((name) => name.startsWith('.')), [], 'no hidden data file left behind')
+})
+
 t.test('a POST carrying the whole upload finishes it', async (t) => {
   const server = await startServer(t)
   const data = bytes(64)
