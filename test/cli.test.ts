@@ -80,18 +80,30 @@ t.test('serve: limits from the flags, a full upload, SIGTERM', async (t) => {
 })
 
 t.test('serve logs uploads at info and every request only at debug', async (t) => {
-  const lines = async (level: string): Promise<Array<{ msg: string }>> => {
+  type Line = { msg: string, reqId?: string, uploadId?: string }
+  const lines = async (level: string): Promise<Line[]> => {
     const { server, endpoint } = await serve(t, ['--log-level', level])
     const url = await create(endpoint, { 'upload-length': '5' })
     t.equal((await patch(url, 0, 'hello')).statusCode, 204)
+    // A probe's route logs at warn at most, whatever the server's level.
+    t.equal((await send(endpoint.replace(/\/files$/, '/health'), 'GET')).statusCode, 200)
     await stops(t, server, 'SIGTERM')
     return server.stdout().split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line))
   }
   const [info, debug] = await Promise.all([lines('info'), lines('debug')])
-  const messages = (entries: Array<{ msg: string }>): string[] => entries.map((entry) => entry.msg)
+  const messages = (entries: Line[]): string[] => entries.map((entry) => entry.msg)
   t.ok(messages(info).includes('upload created') && messages(info).includes('upload completed'), 'info: the upload\'s lifecycle')
   t.notOk(messages(info).some((msg) => msg === 'incoming request' || msg === 'request completed'), 'info: no line per request')
-  t.equal(messages(debug).filter((msg) => msg === 'request completed').length, 2, 'debug: a line per request')
+  t.equal(messages(debug).filter((msg) => msg === 'request completed').length, 2, 'debug: a line per request, none for the health probe')
+  // Request loggers are made when first used: their lines still name the request and the upload.
+  const created = info.find((line) => line.msg === 'upload created')
+  const completed = info.find((line) => line.msg === 'upload completed')
+  t.match(created, { reqId: /^req-/, uploadId: /^[0-9a-f-]{36}$/ }, 'info: the creation line names its request and upload')
+  t.match(completed, { reqId: /^req-/, uploadId: created?.uploadId }, 'info: so does the completion line')
+  t.not(created?.reqId, completed?.reqId, 'two requests, two ids')
+  const requestIds = debug.filter((line) => line.msg === 'request completed').map((line) => line.reqId)
+  t.equal(new Set(requestIds).size, 2, 'debug: each request line has its own request id')
+  t.ok(requestIds.every((id) => typeof id === 'string' && id.startsWith('req-')), 'debug: request ids on every request line')
 })
 
 t.test('serve sizes libuv\'s thread pool for fsyncs, unless UV_THREADPOOL_SIZE says otherwise', async (t) => {

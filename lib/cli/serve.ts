@@ -7,6 +7,7 @@ import type { Registry } from 'prom-client'
 import { promClient } from '../metrics'
 import { fastifyTus } from '../plugin'
 import { parseFlags } from './flags'
+import { requestLoggerFactory } from './request-logger'
 import { SERVE_FLAGS, defaultServeOptions, serveHelp, type ServeOptions } from './serve-flags'
 import { announceWorker, isWorker, leaveCluster, superviseWorkers } from './workers'
 import { uploadPage } from './upload-page'
@@ -38,7 +39,7 @@ export const SERVER_TIMEOUTS = Object.freeze({
 export async function createServer (options: ServeOptions): Promise<FastifyInstance> {
   // Probes come every few seconds: their requests are not logged at info, and never above the server's own level.
   const probeLevel = (['trace', 'debug', 'info'].includes(options.logLevel) ? 'warn' : options.logLevel) as LogLevel
-  const app = Fastify({ logger: { level: options.logLevel }, disableRequestLogging: !REQUEST_LINE_LEVELS.has(options.logLevel), trustProxy: options.trustProxy, ...SERVER_TIMEOUTS, http: { ...SERVER_TIMEOUTS.http } })
+  const app = Fastify({ logger: { level: options.logLevel }, disableRequestLogging: !REQUEST_LINE_LEVELS.has(options.logLevel), childLoggerFactory: requestLoggerFactory, trustProxy: options.trustProxy, ...SERVER_TIMEOUTS, http: { ...SERVER_TIMEOUTS.http } })
   // Registered here, around every route, so that the plugin uses this one instead of its own.
   await app.register(underPressure, {
     ...(options.tus.underPressure === false ? {} : options.tus.underPressure),
