@@ -98,8 +98,10 @@ export class FileStore implements TusStore {
 
   async current (id: string): Promise<UploadRecord> {
     if (!isUploadId(id)) throw new FST_TUS_UPLOAD_NOT_FOUND()
+    // Joined as readRecord joins, without normalizing, for every HEAD; when locked, the path is
+    // made as writers make the key they register under.
+    if (unlockedNow(`${this.directory}/${id}`) !== false) return await this.get(id)
     const dataPath = path.join(this.directory, id)
-    if (unlockedNow(dataPath) !== false) return await this.get(id)
     const handle = await openIfPresent(dataPath, 'r')
     if (handle === undefined) return await this.get(id)
     try {

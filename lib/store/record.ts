@@ -31,7 +31,8 @@ export async function readRecord (directory: string, id: string): Promise<Upload
   let text: string | undefined
   for (let attempt = 0; text === undefined; attempt++) {
     try {
-      text = readText(path.join(directory, recordName(id)))
+      // A slash joins any directory name to a file name; path.join normalizing it too was a few % of a HEAD.
+      text = readText(`${directory}/${recordName(id)}`)
     } catch (error) {
       const { code, errno } = error as NodeJS.ErrnoException
       if (code === 'ENOENT') return undefined
