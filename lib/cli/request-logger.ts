@@ -1,6 +1,6 @@
 // serve's request loggers, made when first used. Fastify gives every request a
 // pino child bound to its id; most requests (a HEAD, at info) log nothing, and
-// that child cost a HEAD in `serve` a sixth of its throughput. Until a line at an
+// making that child cost `serve` up to a sixth of its HEADs per second. Until a line at an
 // enabled level is written, or the logger is used otherwise, the request's logger
 // is this object: two fields, and the server logger's answers.
 import type { FastifyBaseLogger, FastifyServerOptions } from 'fastify'
