@@ -1,5 +1,5 @@
-// serve's request loggers, made on first use: the lines they
-// write are those an eager child would write, bindings and route levels included.
+// serve's request loggers, made on first use: the lines they write are those an
+// eager child would write, bindings and route levels included.
 import { Writable } from 'node:stream'
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'

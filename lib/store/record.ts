@@ -54,7 +54,7 @@ export async function readRecord (directory: string, id: string): Promise<Upload
 
 // Every record is read into this one buffer, grown when a record outgrows it:
 // the reads are synchronous, so no two share it. Opening, reading and closing in
-// turn cost a third of readFileSync's time in a server answering HEADs.
+// turn answered about 30 % more HEADs per second than readFileSync.
 let readBuffer = Buffer.allocUnsafe(16 * 1024)
 
 function readText (file: string): string {
